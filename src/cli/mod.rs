@@ -1,0 +1,95 @@
+//! The command line: clap types in one place, one file per command. Commands print data to
+//! stdout; logs and progress go to stderr.
+#![allow(clippy::print_stdout)]
+
+mod lake;
+mod logging;
+mod schema;
+mod simulate;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::PipelineConfig;
+use crate::lake::Lake;
+
+pub use logging::init_logging;
+
+/// ltv: what each ad campaign's users will be worth.
+#[derive(Debug, Parser)]
+#[command(name = "ltv", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command shares.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Pipeline config (TOML). The demo config is built in, so the default works anywhere.
+    #[arg(long, global = true, default_value = crate::config::DEMO_PATH, env = "LTV_PIPELINE")]
+    pub pipeline: PathBuf,
+    /// Lake URL or path; overrides the config's `pipeline.lake`.
+    #[arg(long, global = true, env = "LTV_LAKE")]
+    pub lake: Option<String>,
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// More log detail (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Less log detail (-q warnings only, -qq errors only).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate the simulated world into the lake's sim/ and truth/ tables.
+    Simulate(simulate::SimulateArgs),
+    /// Show table schemas and the MySQL DDL of the marts.
+    #[command(subcommand)]
+    Schema(schema::SchemaCommand),
+    /// Look after the lake itself.
+    #[command(subcommand)]
+    Lake(lake::LakeCommand),
+}
+
+/// Runs a parsed command line. Errors carry their whole cause chain for `main` to print.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Simulate(args) => simulate::run(&cli.global, args).await,
+        Command::Schema(cmd) => schema::run(cmd),
+        Command::Lake(cmd) => lake::run(&cli.global, cmd).await,
+    }
+}
+
+/// Loads the pipeline config named on the command line (the embedded demo by default).
+fn load_config(global: &GlobalArgs) -> anyhow::Result<PipelineConfig> {
+    Ok(PipelineConfig::load_or_embedded_demo(&global.pipeline)?)
+}
+
+/// Opens the lake: `--lake` wins over the config.
+fn open_lake(global: &GlobalArgs, config: &PipelineConfig) -> anyhow::Result<Lake> {
+    Ok(match &global.lake {
+        Some(url) => Lake::open(url)?,
+        None => Lake::open_location(&config.pipeline.lake)?,
+    })
+}
+
+/// Peak resident memory of this process so far, in bytes (Linux `VmHWM`).
+pub fn peak_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

@@ -1,0 +1,98 @@
+//! The per-partition manifest: the one object whose put makes a partition version visible.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use object_store::ObjectStoreExt;
+use serde::{Deserialize, Serialize};
+
+use super::{Lake, LakeError, partition_dir};
+use crate::schema::TableSchema;
+
+pub(crate) const MANIFEST_NAME: &str = "_manifest.json";
+
+/// Which files make up a partition's current version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Qualified table name, e.g. `sim.events`.
+    pub table: String,
+    pub partition: NaiveDate,
+    /// Unique id of this version; part of every file name.
+    pub version: String,
+    pub written_at: DateTime<Utc>,
+    /// Rows over all files.
+    pub rows: u64,
+    /// Lake-relative paths, in part order. Empty for a partition known to hold no rows.
+    pub files: Vec<ManifestFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestFile {
+    pub path: String,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+impl Lake {
+    /// The current manifest of a partition, or `None` when the partition was never
+    /// committed (files without a manifest are invisible).
+    pub async fn manifest(
+        &self,
+        table: &TableSchema,
+        dt: NaiveDate,
+    ) -> Result<Option<Manifest>, LakeError> {
+        let rel = format!("{}/{}", partition_dir(table, dt), MANIFEST_NAME);
+        let Some(bytes) = self.get_optional(&rel).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| LakeError::BadManifest { path: rel, source })
+    }
+
+    /// Partition dates of a table that have a committed manifest, sorted.
+    pub async fn partitions(&self, table: &TableSchema) -> Result<Vec<NaiveDate>, LakeError> {
+        let dir = super::table_dir(table);
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&self.path(&dir)))
+            .await
+            .map_err(|e| self.store_error("list", &dir, e))?;
+        let mut dates = Vec::new();
+        for prefix in &listing.common_prefixes {
+            let rel = self.relative(prefix);
+            let Some(date) = rel
+                .rsplit('/')
+                .next()
+                .and_then(|last| last.strip_prefix("dt="))
+                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            else {
+                continue;
+            };
+            let manifest = format!("{rel}/{MANIFEST_NAME}");
+            if self.exists(&manifest).await? {
+                dates.push(date);
+            }
+        }
+        dates.sort();
+        Ok(dates)
+    }
+
+    pub(crate) async fn get_optional(&self, rel: &str) -> Result<Option<bytes::Bytes>, LakeError> {
+        match self.store.get(&self.path(rel)).await {
+            Ok(res) => res
+                .bytes()
+                .await
+                .map(Some)
+                .map_err(|e| self.store_error("read", rel, e)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.store_error("read", rel, e)),
+        }
+    }
+
+    async fn exists(&self, rel: &str) -> Result<bool, LakeError> {
+        match self.store.head(&self.path(rel)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.store_error("stat", rel, e)),
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! ltv: a batch pipeline that predicts what each ad campaign's users will be worth.
+pub mod cli;
+pub mod config;
+pub mod lake;
+pub mod schema;
+pub mod sim;

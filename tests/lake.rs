@@ -1,0 +1,394 @@
+//! The lake: round trips, schema validation on write, atomic and idempotent partitions,
+//! pruning, state documents and the sweep of orphaned files.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use ltv::lake::{DateRange, Lake, LakeError};
+use ltv::schema::{Registry, TableSchema};
+use polars::prelude::*;
+
+fn date(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+fn events_table() -> TableSchema {
+    Registry::embedded()
+        .unwrap()
+        .get("sim.events")
+        .unwrap()
+        .clone()
+}
+
+/// A small, valid `sim.events` frame whose rows all carry `tag` in `user_id`.
+fn events(rows: usize, tag: u64) -> DataFrame {
+    let n = rows as i64;
+    let time = Series::new(
+        "time".into(),
+        (0..n)
+            .map(|i| 1_767_225_600_000 + i * 1000)
+            .collect::<Vec<_>>(),
+    )
+    .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC));
+    DataFrame::new_infer_height(vec![
+        Series::new("row_id".into(), (0..rows as u64).collect::<Vec<_>>()).into(),
+        Series::new("user_id".into(), vec![tag; rows]).into(),
+        time.into(),
+        Series::new(
+            "event".into(),
+            (0..rows)
+                .map(|i| if i % 2 == 0 { "app_open" } else { "purchase" })
+                .collect::<Vec<_>>(),
+        )
+        .into(),
+        Series::new("device_id".into(), vec![7u64; rows]).into(),
+        Series::new(
+            "login_id".into(),
+            (0..rows)
+                .map(|i| (i % 3 != 0).then_some(i as u64))
+                .collect::<Vec<_>>(),
+        )
+        .into(),
+        Series::new(
+            "insert_id".into(),
+            (0..rows as u64).map(|i| i * 31).collect::<Vec<_>>(),
+        )
+        .into(),
+        Series::new("platform".into(), vec!["ios"; rows]).into(),
+        Series::new("country".into(), vec!["KR"; rows]).into(),
+        Series::new(
+            "revenue_micros".into(),
+            (0..rows)
+                .map(|i| (i % 2 == 1).then_some(1_200_000_000i64))
+                .collect::<Vec<_>>(),
+        )
+        .into(),
+        Series::new(
+            "currency".into(),
+            (0..rows)
+                .map(|i| (i % 2 == 1).then_some("KRW"))
+                .collect::<Vec<_>>(),
+        )
+        .into(),
+    ])
+    .unwrap()
+}
+
+async fn read(lake: &Lake, table: &TableSchema, range: DateRange) -> DataFrame {
+    lake.scan(table, range)
+        .await
+        .unwrap()
+        .sort(["dt", "row_id"], Default::default())
+        .collect()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_frame_round_trips_unchanged_in_memory_and_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    for lake in [
+        Lake::open("memory://").unwrap(),
+        Lake::open(dir.path().to_str().unwrap()).unwrap(),
+    ] {
+        let table = events_table();
+        let d = date("2026-01-02");
+        let frame = events(10, 1);
+        let manifest = lake
+            .write_partition(&table, d, frame.clone())
+            .await
+            .unwrap();
+        assert_eq!(manifest.rows, 10);
+        let back = read(&lake, &table, DateRange::day(d)).await;
+        // The partition column comes back from the path; everything else as written.
+        assert_eq!(back.column("dt").unwrap().dtype(), &DataType::Date);
+        let back = back.drop("dt").unwrap();
+        assert_eq!(back.schema(), frame.schema(), "dtypes survive");
+        assert!(
+            back.equals_missing(&frame),
+            "values survive:\n{back}\n{frame}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_are_hive_style_zstd_parquet() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let table = events_table();
+    let m = lake
+        .write_partition(&table, date("2026-01-03"), events(5, 1))
+        .await
+        .unwrap();
+    let file = &m.files[0].path;
+    assert!(
+        file.starts_with("sim/events/dt=2026-01-03/part-00000-"),
+        "{file}"
+    );
+    assert!(file.ends_with(".parquet"));
+    let path = dir.path().join(file);
+    let meta = ParquetReader::new(std::fs::File::open(&path).unwrap())
+        .get_metadata()
+        .unwrap()
+        .clone();
+    let codec = format!(
+        "{:?}",
+        meta.row_groups[0].parquet_columns()[0].compression()
+    );
+    assert!(codec.to_lowercase().contains("zstd"), "{codec}");
+    assert!(
+        dir.path()
+            .join("sim/events/dt=2026-01-03/_manifest.json")
+            .exists()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_violations_name_table_partition_and_column() {
+    let lake = Lake::open("memory://").unwrap();
+    let table = events_table();
+    let d = date("2026-01-02");
+    let cases: Vec<(DataFrame, &str)> = vec![
+        (events(3, 1).drop("event").unwrap(), "event"),
+        (
+            {
+                let mut f = events(3, 1);
+                f.with_column(Series::new("device_id".into(), vec!["a", "b", "c"]).into())
+                    .unwrap();
+                f
+            },
+            "device_id",
+        ),
+        (
+            {
+                let mut f = events(3, 1);
+                f.with_column(Series::new("row_id".into(), vec![Some(1u64), None, Some(3)]).into())
+                    .unwrap();
+                f
+            },
+            "row_id",
+        ),
+    ];
+    for (frame, column) in cases {
+        let err = lake.write_partition(&table, d, frame).await.unwrap_err();
+        let msg = format!("{err}");
+        assert!(matches!(err, LakeError::Schema { .. }), "{msg}");
+        assert!(msg.contains("sim.events"), "{msg}");
+        assert!(msg.contains("2026-01-02"), "{msg}");
+        assert!(msg.contains(column), "{msg}");
+    }
+    assert!(
+        lake.partitions(&table).await.unwrap().is_empty(),
+        "nothing landed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_with_another_partitions_dates_is_refused() {
+    let lake = Lake::open("memory://").unwrap();
+    let table = events_table();
+    let mut frame = events(2, 1);
+    frame
+        .with_column(Series::new("dt".into(), vec![date("2026-01-02"), date("2026-01-05")]).into())
+        .unwrap();
+    let err = lake
+        .write_partition(&table, date("2026-01-02"), frame)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LakeError::PartitionMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("2026-01-05"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewriting_replaces_a_partition_whole() {
+    let lake = Lake::open("memory://").unwrap();
+    let table = events_table();
+    let d = date("2026-01-02");
+    lake.write_partition(&table, d, events(10, 1))
+        .await
+        .unwrap();
+    lake.write_partition(&table, d, events(4, 2)).await.unwrap();
+    let back = read(&lake, &table, DateRange::day(d)).await;
+    assert_eq!(back.height(), 4);
+    assert_eq!(
+        back.column("user_id").unwrap().u64().unwrap().max(),
+        Some(2)
+    );
+    assert_eq!(lake.row_count(&table, DateRange::all()).await.unwrap(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_killed_at_its_last_file_leaves_the_old_partition_whole() {
+    let store = Arc::new(common::FailingStore::default());
+    let cache = tempfile::tempdir().unwrap();
+    let lake = Lake::from_store(store.clone(), "failing://", cache.path().to_path_buf());
+    let table = events_table();
+    let d = date("2026-01-02");
+    // Version 1: two part files.
+    let mut w = lake.partition_writer(&table, d);
+    w.write(events(6, 1)).await.unwrap();
+    w.write(events(6, 1)).await.unwrap();
+    w.commit().await.unwrap();
+    // Version 2 dies writing its second (last) part file.
+    store.arm("part-00001");
+    let mut w = lake.partition_writer(&table, d);
+    w.write(events(3, 2)).await.unwrap();
+    let err = w.write(events(3, 2)).await.unwrap_err();
+    assert!(err.to_string().contains("part-00001"), "{err}");
+    drop(w);
+    store.disarm();
+    let back = read(&lake, &table, DateRange::day(d)).await;
+    assert_eq!(back.height(), 12, "old version whole");
+    assert!(
+        back.column("user_id")
+            .unwrap()
+            .u64()
+            .unwrap()
+            .into_no_null_iter()
+            .all(|v| v == 1)
+    );
+
+    // Version 3 dies at the manifest put, after all its files landed: still version 1.
+    store.arm("_manifest.json");
+    let mut w = lake.partition_writer(&table, d);
+    w.write(events(5, 3)).await.unwrap();
+    assert!(w.commit().await.is_err());
+    store.disarm();
+    let back = read(&lake, &table, DateRange::day(d)).await;
+    assert_eq!(back.height(), 12);
+
+    // The next run completes the job.
+    lake.write_partition(&table, d, events(5, 3)).await.unwrap();
+    assert_eq!(read(&lake, &table, DateRange::day(d)).await.height(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_readers_never_see_a_mix_of_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let table = events_table();
+    let d = date("2026-01-02");
+    lake.write_partition(&table, d, events(50, 0))
+        .await
+        .unwrap();
+    let writer = {
+        let (lake, table) = (lake.clone(), table.clone());
+        tokio::spawn(async move {
+            for version in 1..=25u64 {
+                let mut w = lake.partition_writer(&table, d);
+                // Each version is two files of 25 rows, all tagged with the version.
+                w.write(events(25, version)).await.unwrap();
+                w.write(events(25, version)).await.unwrap();
+                w.commit().await.unwrap();
+            }
+        })
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    while !writer.is_finished() {
+        let frame = lake
+            .scan(&table, DateRange::day(d))
+            .await
+            .unwrap()
+            .collect()
+            .unwrap();
+        assert_eq!(frame.height(), 50, "a reader saw a partial partition");
+        let tags = frame.column("user_id").unwrap().u64().unwrap();
+        let (min, max) = (tags.min().unwrap(), tags.max().unwrap());
+        assert_eq!(min, max, "a reader saw two versions at once");
+        seen.insert(min);
+    }
+    writer.await.unwrap();
+    assert!(!seen.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scans_prune_partitions_outside_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let table = events_table();
+    for (i, day) in ["2026-01-01", "2026-01-02", "2026-01-03"]
+        .into_iter()
+        .enumerate()
+    {
+        lake.write_partition(&table, date(day), events(3, i as u64))
+            .await
+            .unwrap();
+    }
+    // Corrupt the last partition's file: only a scan that opens it can fail.
+    let m = lake
+        .manifest(&table, date("2026-01-03"))
+        .await
+        .unwrap()
+        .unwrap();
+    std::fs::write(dir.path().join(&m.files[0].path), b"not parquet").unwrap();
+    let two = read(
+        &lake,
+        &table,
+        DateRange::new(date("2026-01-01"), date("2026-01-02")),
+    )
+    .await;
+    assert_eq!(two.height(), 6);
+    let dts = two.column("dt").unwrap().unique().unwrap();
+    assert_eq!(dts.len(), 2);
+    let bad = lake
+        .scan(&table, DateRange::day(date("2026-01-03")))
+        .await
+        .unwrap()
+        .collect();
+    assert!(bad.is_err());
+    // A range with no data is an empty frame of the table's schema.
+    let none = read(&lake, &table, DateRange::day(date("2027-01-01"))).await;
+    assert_eq!(none.height(), 0);
+    assert_eq!(none.schema().as_ref(), &table.polars_schema());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_partition_is_committed_and_reads_as_no_rows() {
+    let lake = Lake::open("memory://").unwrap();
+    let table = events_table();
+    let d = date("2026-01-02");
+    lake.write_partition(&table, d, events(0, 0)).await.unwrap();
+    assert_eq!(lake.partitions(&table).await.unwrap(), vec![d]);
+    assert_eq!(read(&lake, &table, DateRange::day(d)).await.height(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_documents_round_trip() {
+    let lake = Lake::open("memory://").unwrap();
+    let none: Option<serde_json::Value> = lake.read_state("ingest/mixpanel").await.unwrap();
+    assert!(none.is_none());
+    let doc = serde_json::json!({"last_complete": "2026-01-02", "calls": 3});
+    lake.write_state("ingest/mixpanel", &doc).await.unwrap();
+    let back: serde_json::Value = lake.read_state("ingest/mixpanel").await.unwrap().unwrap();
+    assert_eq!(back, doc);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_removes_only_files_no_manifest_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let table = events_table();
+    let d = date("2026-01-02");
+    let old = lake.write_partition(&table, d, events(4, 1)).await.unwrap();
+    let new = lake.write_partition(&table, d, events(4, 2)).await.unwrap();
+    // An uncommitted writer's file is an orphan too.
+    let mut w = lake.partition_writer(&table, date("2026-01-09"));
+    w.write(events(2, 9)).await.unwrap();
+    drop(w);
+    let young = lake.sweep(chrono::Duration::hours(1)).await.unwrap();
+    assert_eq!(young.files_removed, 0);
+    assert_eq!(young.files_kept_young, 2);
+    let report = lake.sweep(chrono::Duration::zero()).await.unwrap();
+    assert_eq!(report.files_removed, 2);
+    assert!(!dir.path().join(&old.files[0].path).exists());
+    assert!(dir.path().join(&new.files[0].path).exists());
+    assert_eq!(read(&lake, &table, DateRange::day(d)).await.height(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_lake_urls_are_refused_with_the_url() {
+    let err = Lake::open("ftp://somewhere/x").unwrap_err();
+    assert!(err.to_string().contains("ftp://somewhere/x"), "{err}");
+}
