@@ -6,6 +6,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use ltv::cli::{Cli, init_logging, run};
 
+/// The pipeline builds many small strings (ids, names) and large column buffers; mimalloc
+/// handles that mix markedly better than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.global);

@@ -61,6 +61,11 @@ pub struct PipelineConfig {
     /// `[sim]`: the simulated world; required when any source is simulated.
     #[serde(default)]
     pub sim: Option<SimConfig>,
+    /// `[dedup_keys]`: per table (`layer.table`), the columns that make two rows the same,
+    /// overriding the table's natural key in the cleanse stage. Tables and columns must exist
+    /// in `schemas/`.
+    #[serde(default)]
+    pub dedup_keys: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 fn seoul() -> Tz {
@@ -301,7 +306,33 @@ impl PipelineConfig {
         self.check_fraud(&mut v);
         self.check_sources(&mut v, env);
         self.check_sim(&mut v);
+        self.check_dedup_keys(&mut v);
         v.problems
+    }
+
+    fn check_dedup_keys(&self, v: &mut Validator) {
+        let registry = match crate::schema::Registry::embedded() {
+            Ok(r) => r,
+            Err(e) => return v.push("dedup_keys", format!("table schemas do not load: {e}")),
+        };
+        for (table, columns) in &self.dedup_keys {
+            let key = format!("dedup_keys.\"{table}\"");
+            let schema = match registry.get(table) {
+                Ok(s) => s,
+                Err(e) => {
+                    v.push(&key, e.to_string());
+                    continue;
+                }
+            };
+            if columns.is_empty() {
+                v.push(&key, "needs at least one column".to_owned());
+            }
+            for column in columns {
+                if schema.column(column).is_none() {
+                    v.push(&key, format!("table {table} has no column `{column}`"));
+                }
+            }
+        }
     }
 
     fn check_pipeline(&self, v: &mut Validator) {

@@ -504,3 +504,18 @@ fn demo_path_falls_back_to_embedded_copy() {
         "{e}"
     );
 }
+
+#[test]
+fn dedup_keys_name_real_tables_and_columns() {
+    let ok = parse(&with(
+        "[dedup_keys]\n\"sim.events\" = [\"insert_id\", \"event\"]\n",
+    ))
+    .unwrap();
+    assert_eq!(ok.dedup_keys["sim.events"], vec!["insert_id", "event"]);
+    let e = err(&with("[dedup_keys]\n\"raw.nope\" = [\"id\"]\n"));
+    assert!(e.contains("raw.nope"), "{e}");
+    let e = err(&with("[dedup_keys]\n\"sim.events\" = [\"insert_idd\"]\n"));
+    assert!(e.contains("insert_idd") && e.contains("sim.events"), "{e}");
+    let e = err(&with("[dedup_keys]\n\"sim.events\" = []\n"));
+    assert!(e.contains("at least one column"), "{e}");
+}

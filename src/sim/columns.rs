@@ -7,8 +7,6 @@ use polars::prelude::*;
 /// A buffer of rows that becomes one frame of a table.
 pub trait Columns: Default {
     fn len(&self) -> usize;
-    /// Moves `other`'s rows to the end of `self`.
-    fn append(&mut self, other: Self);
     fn into_frame(self) -> PolarsResult<DataFrame>;
 }
 
@@ -44,9 +42,6 @@ macro_rules! columns {
         impl Columns for $name {
             fn len(&self) -> usize {
                 [$(self.$field.len()),*].into_iter().max().unwrap_or(0)
-            }
-            fn append(&mut self, other: Self) {
-                $(self.$field.extend(other.$field);)*
             }
             fn into_frame(self) -> PolarsResult<DataFrame> {
                 DataFrame::new_infer_height(vec![$($conv(stringify!($field), self.$field)),*])

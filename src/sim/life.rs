@@ -7,11 +7,14 @@ use rand::Rng;
 use rand_distr::{Distribution, Gamma, LogNormal, Poisson};
 use rand_xoshiro::Xoshiro256PlusPlus;
 
+use super::SimError;
 use super::columns::{AfEventCols, DirtyCols, EventCols, InstallCols, ProfileCols, TruthUserCols};
 use super::fx::{FxSeries, TIER_USD, tier_price_micros, to_usd_micros};
 use super::plan::{Campaign, ENGAGEMENT_SHAPE, PLANTED_PATHS, Quality};
+use super::sink::TableSink;
 use super::{HORIZONS, ids};
 use crate::config::SimRates;
+use crate::lake::Lake;
 
 pub const DAY_MS: i64 = 86_400_000;
 
@@ -136,31 +139,36 @@ pub struct Life<'w> {
     pub next_insert_id: u64,
 }
 
-/// Sink of one cohort's rows, by table.
-pub struct CohortRows {
-    /// Events, keyed by world day of the event.
-    pub events: std::collections::BTreeMap<i64, EventCols>,
-    pub dirty_events: std::collections::BTreeMap<i64, DirtyCols>,
-    pub af_events: std::collections::BTreeMap<i64, AfEventCols>,
-    pub dirty_af: std::collections::BTreeMap<i64, DirtyCols>,
-    pub profiles: std::collections::BTreeMap<i64, ProfileCols>,
-    pub installs: InstallCols,
-    pub dirty_installs: DirtyCols,
-    pub truth: TruthUserCols,
+/// Where a cohort's rows go: the streaming sinks of every table the users write to.
+/// Dirty-row labels of all tables share one sink, partitioned by the dirty row's day.
+pub struct Sinks {
+    pub events: TableSink<EventCols>,
+    pub af_events: TableSink<AfEventCols>,
+    pub profiles: TableSink<ProfileCols>,
+    pub installs: TableSink<InstallCols>,
+    pub dirty: TableSink<DirtyCols>,
+    pub truth: TableSink<TruthUserCols>,
 }
 
-impl CohortRows {
-    pub fn new() -> Self {
-        CohortRows {
-            events: Default::default(),
-            dirty_events: Default::default(),
-            af_events: Default::default(),
-            dirty_af: Default::default(),
-            profiles: Default::default(),
-            installs: InstallCols::default(),
-            dirty_installs: DirtyCols::default(),
-            truth: TruthUserCols::default(),
-        }
+impl Sinks {
+    /// Writes out buffers that grew too large.
+    pub async fn settle(&mut self, lake: &Lake) -> Result<(), SimError> {
+        self.events.settle(lake).await?;
+        self.af_events.settle(lake).await?;
+        self.profiles.settle(lake).await?;
+        self.installs.settle(lake).await?;
+        self.dirty.settle(lake).await?;
+        self.truth.settle(lake).await
+    }
+
+    /// Commits every table's partition of world day `day`: no later cohort writes into it.
+    pub async fn complete(&mut self, lake: &Lake, day: i64) -> Result<(), SimError> {
+        self.events.complete_through(lake, day, day).await?;
+        self.af_events.complete_through(lake, day, day).await?;
+        self.profiles.complete_through(lake, day, day).await?;
+        self.installs.complete_through(lake, day, day).await?;
+        self.dirty.complete_through(lake, day, day).await?;
+        self.truth.complete_through(lake, day, day).await
     }
 }
 
@@ -184,7 +192,7 @@ impl Life<'_> {
         inst: &Install<'_>,
         horizon: u32,
         rng: &mut Xoshiro256PlusPlus,
-        rows: &mut CohortRows,
+        rows: &mut Sinks,
         conversions: &mut Conversions,
     ) {
         let engagement = Gamma::new(ENGAGEMENT_SHAPE, 1.0 / ENGAGEMENT_SHAPE)
@@ -221,7 +229,12 @@ impl Life<'_> {
             let payer = rng.random_bool(payer_probability);
             let median = q.purchase_median_usd;
             // Day 0 continues after onboarding; later days are active by hazard.
+            // Past the world's last day only purchases matter (for the realised truth).
+            let last_world_k = i64::from(self.last_day) - i64::from(inst.day) + 1;
             for k in 0..horizon {
+                if !payer && i64::from(k) > last_world_k {
+                    break;
+                }
                 if k > 0 {
                     let h = q.hazard.get(k as usize).copied().unwrap_or(0.0);
                     if !rng.random_bool(1.0 - (-engagement * h).exp()) {
@@ -271,7 +284,7 @@ impl Life<'_> {
         } else {
             expected_revenue(inst.quality, engagement, payer_probability)
         };
-        let truth = &mut rows.truth;
+        let truth = rows.truth.day(i64::from(inst.day));
         truth.user_id.push(inst.user_id);
         truth.channel.push(
             inst.campaign
@@ -314,7 +327,7 @@ impl Life<'_> {
         state: &mut UserState,
         engagement: f64,
         rng: &mut Xoshiro256PlusPlus,
-        rows: &mut CohortRows,
+        rows: &mut Sinks,
     ) -> Onboarding {
         let q = inst.quality;
         let mut t = inst.install_ms + rng.random_range(1_000..5_000);
@@ -357,7 +370,7 @@ impl Life<'_> {
         state: &mut UserState,
         t: i64,
         rng: &mut Xoshiro256PlusPlus,
-        rows: &mut CohortRows,
+        rows: &mut Sinks,
     ) {
         let login = inst.user_id;
         state.login_id = Some(login);
@@ -384,7 +397,7 @@ impl Life<'_> {
                     ),
                 )
             };
-            let p = rows.profiles.entry(day).or_default();
+            let p = rows.profiles.day(day);
             p.user_id.push(inst.user_id);
             p.login_id.push(login);
             p.device_id.push(inst.device_id);
@@ -416,7 +429,7 @@ impl Life<'_> {
         t: i64,
         median_usd: f64,
         rng: &mut Xoshiro256PlusPlus,
-        rows: &mut CohortRows,
+        rows: &mut Sinks,
         conversions: &mut Conversions,
     ) {
         let usd = LogNormal::new(median_usd.ln(), PURCHASE_SIGMA)
@@ -457,7 +470,7 @@ impl Life<'_> {
         &mut self,
         inst: &Install<'_>,
         rng: &mut Xoshiro256PlusPlus,
-        rows: &mut CohortRows,
+        rows: &mut Sinks,
     ) {
         let state = UserState {
             login_id: None,
@@ -489,7 +502,7 @@ impl Life<'_> {
         name: &'static str,
         revenue: Option<i64>,
         rng: &mut Xoshiro256PlusPlus,
-        rows: &mut CohortRows,
+        rows: &mut Sinks,
     ) {
         let day = self.day_of(t);
         if day > i64::from(self.last_day) {
@@ -504,7 +517,7 @@ impl Life<'_> {
         }
         let currency = revenue.map(|_| inst.currency);
         let row = self.push_event(
-            rows.events.entry(day).or_default(),
+            rows.events.day(day),
             inst,
             t,
             name,
@@ -514,9 +527,8 @@ impl Life<'_> {
             currency,
         );
         if dropped_login {
-            rows.dirty_events
-                .entry(day)
-                .or_default()
+            rows.dirty
+                .day(day)
                 .push("sim.events", row, "missing_user_id");
         }
         if rng.random_bool(self.rates.duplicate_event) {
@@ -528,7 +540,7 @@ impl Life<'_> {
                 (t + rng.random_range(1_000..600_000)).min(end_of_day)
             };
             let row = self.push_event(
-                rows.events.entry(day).or_default(),
+                rows.events.day(day),
                 inst,
                 dup_t,
                 name,
@@ -537,7 +549,7 @@ impl Life<'_> {
                 revenue,
                 currency,
             );
-            let dirty = rows.dirty_events.entry(day).or_default();
+            let dirty = rows.dirty.day(day);
             dirty.push("sim.events", row, "duplicate_event");
             if dropped_login {
                 dirty.push("sim.events", row, "missing_user_id");
@@ -583,7 +595,7 @@ impl Life<'_> {
         revenue: Option<i64>,
         fraud: Option<&'static str>,
         rng: &mut Xoshiro256PlusPlus,
-        rows: &mut CohortRows,
+        rows: &mut Sinks,
     ) {
         let day = self.day_of(t);
         if day > i64::from(self.last_day) {
@@ -592,7 +604,7 @@ impl Life<'_> {
         let row = self.next_af_row;
         self.next_af_row += 1;
         let drop_adid = inst.advertising_id.is_some() && rng.random_bool(self.rates.missing_adid);
-        let cols = rows.af_events.entry(day).or_default();
+        let cols = rows.af_events.day(day);
         cols.row_id.push(row);
         cols.user_id.push(inst.user_id);
         cols.appsflyer_id.push(inst.appsflyer_id.clone());
@@ -609,9 +621,8 @@ impl Life<'_> {
         cols.currency.push(revenue.map(|_| inst.currency));
         cols.af_fraud_report.push(fraud);
         if drop_adid {
-            rows.dirty_af
-                .entry(day)
-                .or_default()
+            rows.dirty
+                .day(day)
                 .push("sim.af_events", row, "missing_adid");
         }
     }
@@ -704,20 +715,9 @@ pub fn expected_revenue(q: &Quality, engagement: f64, payer_probability: f64) ->
     let per_active_day = payer_probability
         * q.purchase_rate
         * (1.0 + SECOND_PURCHASE)
-        * expected_purchase_usd(q.purchase_median_usd)
+        * q.mean_purchase_usd
         * 1_000_000.0;
-    let mut out = [0; 4];
-    let mut active_days = 1.0;
-    let mut k = 1;
-    for (i, h) in HORIZONS.iter().enumerate() {
-        while k < *h {
-            let hz = q.hazard.get(k as usize).copied().unwrap_or(0.0);
-            active_days += 1.0 - (-engagement * hz).exp();
-            k += 1;
-        }
-        out[i] = (per_active_day * active_days).round() as i64;
-    }
-    out
+    std::array::from_fn(|h| (per_active_day * q.active_days.at(h, engagement)).round() as i64)
 }
 
 /// Standard normal CDF via erfc (Numerical Recipes' Chebyshev fit, |error| < 1.2e-7).

@@ -29,11 +29,8 @@ use rand_xoshiro::rand_core::SeedableRng;
 use crate::config::SimConfig;
 use crate::lake::{Lake, LakeError};
 use crate::schema::{Registry, SchemaError};
-use columns::{
-    AfEventCols, Columns, DirtyCols, EventCols, InstallCols, ProfileCols, TruthUserCols,
-};
 use fx::FxSeries;
-use life::{Conversions, FraudKind, Install, Life, TestKind};
+use life::{Conversions, FraudKind, Install, Life, Sinks, TestKind};
 use plan::{Campaign, WorldPlan};
 use sink::TableSink;
 
@@ -95,12 +92,14 @@ pub async fn simulate(cfg: &SimConfig, lake: &Lake) -> Result<SimReport, SimErro
     let qa_pool = qa_devices(cfg.seed);
 
     let table = |name: &str| registry.get(name).cloned();
-    let mut events = TableSink::<EventCols>::new(table("sim.events")?, start);
-    let mut installs = TableSink::<InstallCols>::new(table("sim.installs")?, start);
-    let mut af_events = TableSink::<AfEventCols>::new(table("sim.af_events")?, start);
-    let mut profiles = TableSink::<ProfileCols>::new(table("sim.profiles")?, start);
-    let mut dirty = TableSink::<DirtyCols>::new(table("truth.dirty_rows")?, start);
-    let mut truth_users = TableSink::<TruthUserCols>::new(table("truth.users")?, start);
+    let mut sinks = Sinks {
+        events: TableSink::new(table("sim.events")?, start),
+        installs: TableSink::new(table("sim.installs")?, start),
+        af_events: TableSink::new(table("sim.af_events")?, start),
+        profiles: TableSink::new(table("sim.profiles")?, start),
+        dirty: TableSink::new(table("truth.dirty_rows")?, start),
+        truth: TableSink::new(table("truth.users")?, start),
+    };
 
     let mut life = Life {
         rates: &cfg.rates,
@@ -130,7 +129,6 @@ pub async fn simulate(cfg: &SimConfig, lake: &Lake) -> Result<SimReport, SimErro
         while remaining > 0 {
             let chunk = remaining.min(USERS_PER_CHUNK);
             remaining -= chunk;
-            let mut rows = life::CohortRows::new();
             for _ in 0..chunk {
                 let user_id = next_user;
                 next_user += 1;
@@ -139,10 +137,10 @@ pub async fn simulate(cfg: &SimConfig, lake: &Lake) -> Result<SimReport, SimErro
                     user_id, &mut rng,
                 );
                 let mut conv = Conversions::default();
-                life.live(&inst, horizon, &mut rng, &mut rows, &mut conv);
+                life.live(&inst, horizon, &mut rng, &mut sinks, &mut conv);
                 let row = next_install_row;
                 next_install_row += 1;
-                push_install(&inst, row, cfg.rates.missing_adid, &mut rng, &mut rows);
+                push_install(&inst, row, cfg.rates.missing_adid, &mut rng, &mut sinks);
                 if let Some(c) = inst.campaign {
                     tables::add_delivery(
                         &mut delivery,
@@ -157,45 +155,12 @@ pub async fn simulate(cfg: &SimConfig, lake: &Lake) -> Result<SimReport, SimErro
                 }
             }
             report.users += u64::from(chunk);
-            let d = i64::from(day);
-            let mut n_dirty = rows.dirty_installs.len();
-            let n = rows.installs.len();
-            installs.day(d).append(rows.installs);
-            installs.added(lake, n).await?;
-            dirty.day(d).append(rows.dirty_installs);
-            let n = rows.truth.len();
-            truth_users.day(d).append(rows.truth);
-            truth_users.added(lake, n).await?;
-            for (k, cols) in rows.events {
-                let n = cols.len();
-                events.day(k).append(cols);
-                events.added(lake, n).await?;
-            }
-            for (k, cols) in rows.af_events {
-                let n = cols.len();
-                af_events.day(k).append(cols);
-                af_events.added(lake, n).await?;
-            }
-            for (k, cols) in rows.profiles {
-                let n = cols.len();
-                profiles.day(k).append(cols);
-                profiles.added(lake, n).await?;
-            }
-            for (k, cols) in rows.dirty_events.into_iter().chain(rows.dirty_af) {
-                n_dirty += cols.len();
-                dirty.day(k).append(cols);
-            }
-            dirty.added(lake, n_dirty).await?;
+            sinks.settle(lake).await?;
         }
         // No later cohort writes into this day: its partitions are final.
         let d = i64::from(day);
-        events.complete_through(lake, d, d).await?;
-        af_events.complete_through(lake, d, d).await?;
-        profiles.complete_through(lake, d, d).await?;
-        installs.complete_through(lake, d, d).await?;
-        dirty.complete_through(lake, d, d).await?;
-        truth_users.complete_through(lake, d, d).await?;
-        tracing::debug!(day = %(start + chrono::Duration::days(d)), users = report.users, events = events.rows, "Simulated day.");
+        sinks.complete(lake, d).await?;
+        tracing::debug!(day = %(start + chrono::Duration::days(d)), users = report.users, events = sinks.events.rows, "Simulated day.");
     }
 
     report.ad_daily_rows = tables::write_ad_daily(
@@ -204,11 +169,11 @@ pub async fn simulate(cfg: &SimConfig, lake: &Lake) -> Result<SimReport, SimErro
     .await?;
     tables::write_static(lake, registry, &plan, &fx, &qa_pool, cfg).await?;
 
-    report.installs_rows = installs.rows;
-    report.event_rows = events.rows;
-    report.af_event_rows = af_events.rows;
-    report.profile_rows = profiles.rows;
-    report.dirty_rows = dirty.rows;
+    report.installs_rows = sinks.installs.rows;
+    report.event_rows = sinks.events.rows;
+    report.af_event_rows = sinks.af_events.rows;
+    report.profile_rows = sinks.profiles.rows;
+    report.dirty_rows = sinks.dirty.rows;
     report.seconds = started.elapsed().as_secs_f64();
     report.events_per_second = report.event_rows as f64 / report.seconds.max(1e-9);
     Ok(report)
@@ -418,14 +383,15 @@ fn push_install(
     row: u64,
     missing_adid: f64,
     rng: &mut Xoshiro256PlusPlus,
-    rows: &mut life::CohortRows,
+    rows: &mut Sinks,
 ) {
     let drop_adid = inst.advertising_id.is_some() && rng.random_bool(missing_adid);
     if drop_adid {
-        rows.dirty_installs
+        rows.dirty
+            .day(i64::from(inst.day))
             .push("sim.installs", row, "missing_adid");
     }
-    let c = &mut rows.installs;
+    let c = rows.installs.day(i64::from(inst.day));
     let ad = inst.campaign.and_then(|cp| cp.ads.get(inst.ad_index));
     c.row_id.push(row);
     c.user_id.push(inst.user_id);

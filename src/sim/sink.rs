@@ -23,7 +23,6 @@ pub struct TableSink<C: Columns> {
     start: NaiveDate,
     buffers: BTreeMap<i64, C>,
     writers: BTreeMap<i64, PartitionWriter>,
-    buffered: usize,
     /// Rows written so far.
     pub rows: u64,
     pub partitions: u64,
@@ -36,32 +35,36 @@ impl<C: Columns> TableSink<C> {
             start,
             buffers: BTreeMap::new(),
             writers: BTreeMap::new(),
-            buffered: 0,
             rows: 0,
             partitions: 0,
         }
     }
 
-    /// The buffer of world day `day`. Call [`TableSink::added`] after appending, so large
-    /// buffers get written out (small tables may skip it and rely on `complete_through`).
+    /// The buffer of world day `day`. Call [`TableSink::settle`] every so often, so large
+    /// buffers get written out.
     pub fn day(&mut self, day: i64) -> &mut C {
         self.buffers.entry(day).or_default()
     }
 
-    /// Accounts for `n` rows just appended; writes out buffers that grew too large.
-    pub async fn added(&mut self, lake: &Lake, n: usize) -> Result<(), SimError> {
-        self.buffered += n;
-        if self.buffered < TABLE_BUDGET_ROWS {
+    fn buffered(&self) -> usize {
+        self.buffers.values().map(Columns::len).sum()
+    }
+
+    /// Writes out the largest buffers while the table holds too many rows.
+    pub async fn settle(&mut self, lake: &Lake) -> Result<(), SimError> {
+        let mut buffered = self.buffered();
+        if buffered < TABLE_BUDGET_ROWS {
             return Ok(());
         }
         let mut sizes: Vec<(usize, i64)> =
             self.buffers.iter().map(|(d, b)| (b.len(), *d)).collect();
         sizes.sort_unstable_by(|a, b| b.cmp(a));
         for (len, day) in sizes {
-            if self.buffered < TABLE_BUDGET_ROWS / 2 && len < FLUSH_ROWS {
+            if buffered < TABLE_BUDGET_ROWS / 2 && len < FLUSH_ROWS {
                 break;
             }
             self.flush_day(lake, day).await?;
+            buffered -= len;
         }
         Ok(())
     }
@@ -91,7 +94,6 @@ impl<C: Columns> TableSink<C> {
             return Ok(());
         };
         let n = buf.len();
-        self.buffered = self.buffered.saturating_sub(n);
         if n == 0 {
             return Ok(());
         }
