@@ -1,6 +1,7 @@
 //! ltv: a batch pipeline that predicts what each ad campaign's users will be worth.
 pub mod cli;
 pub mod config;
+pub mod ingest;
 pub mod lake;
 pub mod schema;
 pub mod sim;

@@ -14,6 +14,8 @@ pub mod fx;
 pub mod ids;
 mod life;
 pub mod plan;
+pub mod serve;
+pub mod server;
 mod sink;
 mod tables;
 

@@ -1,0 +1,13 @@
+//! Ingest: collecting each source's data within its API limits and landing it losslessly as
+//! Parquet in the lake's `raw` layer.
+
+pub mod adison;
+pub mod appsflyer;
+pub mod budget;
+mod error;
+pub mod http;
+pub mod mixpanel;
+pub mod sheets;
+pub mod state;
+
+pub use error::ParseError;

@@ -1,0 +1,467 @@
+//! The simulated world in Mixpanel's wire formats, for the local Mixpanel server: the Raw
+//! Event Export (JSON Lines) from `sim.events` and Engage pages from `sim.profiles`.
+//!
+//! Ids are integers in the world and rendered with [`crate::sim::ids`]; `distinct_id` follows
+//! Mixpanel's simplified ID merge (`$device:<uuid>` before sign-up, the user id after). Lines
+//! are written by hand into one `String` (no JSON tree per event) because a day of a large
+//! world is millions of events.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, NaiveDate};
+use polars::prelude::*;
+
+use crate::ingest::mixpanel::{
+    ExportOptions, utc_ms_to_project_time, write_json_str, write_micros_decimal,
+};
+use crate::lake::{DateRange, Lake, LakeError};
+use crate::schema::Registry;
+use crate::sim::ids;
+
+fn table(name: &str) -> Result<&'static crate::schema::TableSchema, LakeError> {
+    Registry::embedded()
+        .and_then(|r| r.get(name))
+        .map_err(|e| LakeError::Scan {
+            table: name.to_string(),
+            source: PolarsError::ComputeError(e.to_string().into()),
+        })
+}
+
+/// The world's events of the UTC days `from..=to` as a lazy plan over `sim.events`, in the
+/// order the export renders them (by time, then row): line numbers of a re-pulled day are
+/// then stable.
+pub async fn world_events(
+    lake: &Lake,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<LazyFrame, LakeError> {
+    let events = table("sim.events")?;
+    let lf = lake.scan(events, DateRange::new(from, to)).await?;
+    Ok(lf.sort(["time", "row_id"], SortMultipleOptions::default()))
+}
+
+/// Renders events (columns of `sim.events`; `dt` and `user_id` are ignored) as an export
+/// body: one `{"event": ..., "properties": {...}}` per line, `time` in seconds (truncated) or
+/// ms, shifted into project time when `project_timezone` is set. `mp_processing_time_ms` is
+/// the true UTC time plus a deterministic delay of 0.2-60 s, as Mixpanel's ingestion adds.
+pub fn render_export(events: DataFrame, opts: &ExportOptions) -> Result<Vec<u8>, PolarsError> {
+    let row_id = events.column("row_id")?.u64()?;
+    let time = events.column("time")?.datetime()?.physical();
+    let event = events.column("event")?.str()?;
+    let device_id = events.column("device_id")?.u64()?;
+    let login_id = events.column("login_id")?.u64()?;
+    let insert_id = events.column("insert_id")?.u64()?;
+    let platform = events.column("platform")?.str()?;
+    let country = events.column("country")?.str()?;
+    let revenue = events.column("revenue_micros")?.i64()?;
+    let currency = events.column("currency")?.str()?;
+
+    let mut out = String::with_capacity(events.height() * 360);
+    let rows = row_id
+        .iter()
+        .zip(time.iter())
+        .zip(event.iter())
+        .zip(device_id.iter())
+        .zip(login_id.iter())
+        .zip(insert_id.iter())
+        .zip(platform.iter())
+        .zip(country.iter())
+        .zip(revenue.iter())
+        .zip(currency.iter());
+    for (
+        ((((((((row, t), name), device), login), insert), platform), country), revenue),
+        currency,
+    ) in rows
+    {
+        let (Some(row), Some(t), Some(name), Some(device), Some(insert)) =
+            (row, t, name, device, insert)
+        else {
+            return Err(PolarsError::ComputeError(
+                "sim.events has a null in a non-nullable column".into(),
+            ));
+        };
+        let wire_ms = match opts.project_timezone {
+            Some(tz) => utc_ms_to_project_time(t, tz),
+            None => t,
+        };
+        let wire_time = if opts.time_in_ms {
+            wire_ms
+        } else {
+            wire_ms.div_euclid(1000)
+        };
+        let device = ids::device_uuid(device);
+        out.push_str("{\"event\":");
+        write_json_str(&mut out, name);
+        let _ = write!(
+            out,
+            ",\"properties\":{{\"time\":{wire_time},\"distinct_id\":"
+        );
+        let user = login.map(ids::customer_user_id);
+        match &user {
+            Some(u) => write_json_str(&mut out, u),
+            None => {
+                out.push_str("\"$device:");
+                out.push_str(&device);
+                out.push('"');
+            }
+        }
+        out.push_str(",\"$device_id\":\"");
+        out.push_str(&device);
+        out.push('"');
+        if let Some(u) = &user {
+            out.push_str(",\"$user_id\":");
+            write_json_str(&mut out, u);
+        }
+        let _ = write!(
+            out,
+            ",\"$insert_id\":\"{}\",\"mp_processing_time_ms\":{}",
+            ids::insert_id(insert),
+            t + 200 + (ids::mix(row) % 59_800) as i64
+        );
+        let (os, lib) = match platform {
+            Some("ios") => ("iOS", "swift"),
+            _ => ("Android", "android"),
+        };
+        let _ = write!(out, ",\"$os\":\"{os}\",\"mp_lib\":\"{lib}\"");
+        if let Some(c) = country {
+            out.push_str(",\"mp_country_code\":");
+            write_json_str(&mut out, c);
+        }
+        if let Some(p) = platform {
+            out.push_str(",\"platform\":");
+            write_json_str(&mut out, p);
+        }
+        if let Some(r) = revenue {
+            out.push_str(",\"revenue\":");
+            write_micros_decimal(&mut out, r);
+            if let Some(c) = currency {
+                out.push_str(",\"currency\":");
+                write_json_str(&mut out, c);
+            }
+        }
+        out.push_str("}}\n");
+    }
+    Ok(out.into_bytes())
+}
+
+/// Every profile of the world (`sim.profiles`), ordered by account so Engage pages are
+/// stable across requests of one session.
+pub async fn world_profiles(lake: &Lake) -> Result<LazyFrame, LakeError> {
+    let profiles = table("sim.profiles")?;
+    let lf = lake.scan(profiles, DateRange::all()).await?;
+    Ok(lf.sort(["login_id"], SortMultipleOptions::default()))
+}
+
+/// Renders page `page` (0-based) of `profiles` (columns of `sim.profiles`, in a stable
+/// order) as an Engage answer: `$distinct_id` is the customer user id; `$properties` holds
+/// `$created` (`YYYY-MM-DDTHH:MM:SS`, UTC), `$email`, `$name`, `appsflyer_id`, `adid` (only
+/// when the device shares one), `platform` and `country`. `total` is given on every page; a
+/// page past the end has empty `results`, which ends the query.
+pub fn render_engage_page(
+    profiles: &DataFrame,
+    page: u64,
+    page_size: usize,
+    session_id: &str,
+) -> Result<Vec<u8>, PolarsError> {
+    let total = profiles.height();
+    let start = usize::try_from(page)
+        .ok()
+        .and_then(|p| p.checked_mul(page_size))
+        .unwrap_or(usize::MAX)
+        .min(total);
+    let slice = profiles.slice(start as i64, page_size.min(total - start));
+
+    let login_id = slice.column("login_id")?.u64()?;
+    let created = slice.column("created_at")?.datetime()?.physical();
+    let email = slice.column("email")?.str()?;
+    let name = slice.column("name")?.str()?;
+    let af = slice.column("appsflyer_id")?.str()?;
+    let adid = slice.column("advertising_id")?.str()?;
+    let platform = slice.column("platform")?.str()?;
+    let country = slice.column("country")?.str()?;
+
+    let mut out = String::with_capacity(200 + slice.height() * 360);
+    let _ = write!(
+        out,
+        "{{\"page\":{page},\"page_size\":{page_size},\"session_id\":"
+    );
+    write_json_str(&mut out, session_id);
+    let _ = write!(out, ",\"status\":\"ok\",\"total\":{total},\"results\":[");
+    let rows = login_id
+        .iter()
+        .zip(created.iter())
+        .zip(email.iter())
+        .zip(name.iter())
+        .zip(af.iter())
+        .zip(adid.iter())
+        .zip(platform.iter())
+        .zip(country.iter());
+    for (i, (((((((login, created), email), name), af), adid), platform), country)) in
+        rows.enumerate()
+    {
+        let Some(login) = login else {
+            return Err(PolarsError::ComputeError(
+                "sim.profiles has a null login_id".into(),
+            ));
+        };
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"$distinct_id\":");
+        write_json_str(&mut out, &ids::customer_user_id(login));
+        out.push_str(",\"$properties\":{");
+        let mut first = true;
+        let mut field = |out: &mut String, key: &str, value: Option<&str>| {
+            if let Some(v) = value {
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                write_json_str(out, key);
+                out.push(':');
+                write_json_str(out, v);
+            }
+        };
+        let created = created
+            .and_then(DateTime::from_timestamp_millis)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string());
+        field(&mut out, "$created", created.as_deref());
+        field(&mut out, "$email", email);
+        field(&mut out, "$name", name);
+        field(&mut out, "appsflyer_id", af);
+        field(&mut out, "adid", adid);
+        field(&mut out, "platform", platform);
+        field(&mut out, "country", country);
+        out.push_str("}}");
+    }
+    out.push_str("]}");
+    Ok(out.into_bytes())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::io::Write as _;
+    use std::num::NonZeroU32;
+
+    use chrono::Utc;
+
+    use super::*;
+    use crate::config::{EMBEDDED_DEMO, PipelineConfig, std_env};
+    use crate::ingest::mixpanel::{parse_engage_page, parse_export};
+    use crate::sim::simulate;
+
+    async fn small_world() -> (Lake, NaiveDate) {
+        let config = PipelineConfig::from_toml(EMBEDDED_DEMO, "demo", &std_env).unwrap();
+        let mut sim = config.sim.unwrap();
+        sim.days = NonZeroU32::new(2).unwrap();
+        sim.users_per_day = 300;
+        let lake = Lake::open("memory://").unwrap();
+        simulate(&sim, &lake).await.unwrap();
+        (lake, sim.start_date)
+    }
+
+    fn validate(table: &str, df: &DataFrame) {
+        Registry::embedded()
+            .unwrap()
+            .get(table)
+            .unwrap()
+            .validate(df, "dt=2026-01-03")
+            .unwrap();
+    }
+
+    fn col_i64(df: &DataFrame, name: &str) -> Vec<Option<i64>> {
+        let c = df.column(name).unwrap();
+        match c.dtype() {
+            DataType::Datetime(..) => c.datetime().unwrap().physical().iter().collect(),
+            _ => c.i64().unwrap().iter().collect(),
+        }
+    }
+
+    fn col_str(df: &DataFrame, name: &str) -> Vec<Option<String>> {
+        df.column(name)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|s| s.map(str::to_string))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_world_round_trips_through_the_export_format() {
+        let (lake, start) = small_world().await;
+        let to = start.succ_opt().unwrap();
+        let events = world_events(&lake, start, to)
+            .await
+            .unwrap()
+            .collect()
+            .unwrap();
+        assert!(
+            events.height() > 1000,
+            "a world of 2 days x 300 users has events"
+        );
+        assert!(events.column("revenue_micros").unwrap().null_count() < events.height());
+
+        let seoul = ExportOptions {
+            time_in_ms: true,
+            project_timezone: Some(chrono_tz::Asia::Seoul),
+        };
+        let body = render_export(events.clone(), &seoul).unwrap();
+        // Through gzip too, as the connector may hand the body over still compressed.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&body).unwrap();
+        let gz = gz.finish().unwrap();
+        for wire in [&body, &gz] {
+            let parsed = parse_export(wire, &seoul, Utc::now(), "dt=2026-01-01").unwrap();
+            validate("raw.mixpanel_export", &parsed);
+            // Line n is row n-1 of the world: every event exactly once, in order.
+            assert_eq!(parsed.height(), events.height());
+            assert_eq!(col_i64(&parsed, "time"), col_i64(&events, "time"));
+            assert_eq!(
+                col_i64(&parsed, "revenue_micros"),
+                col_i64(&events, "revenue_micros")
+            );
+            assert_eq!(col_str(&parsed, "currency"), col_str(&events, "currency"));
+            assert_eq!(col_str(&parsed, "event"), col_str(&events, "event"));
+            let inserts: Vec<Option<String>> = events
+                .column("insert_id")
+                .unwrap()
+                .u64()
+                .unwrap()
+                .iter()
+                .map(|i| i.map(ids::insert_id))
+                .collect();
+            assert_eq!(col_str(&parsed, "insert_id"), inserts);
+            let logins = events.column("login_id").unwrap().u64().unwrap();
+            let devices = events.column("device_id").unwrap().u64().unwrap();
+            let distinct = col_str(&parsed, "distinct_id");
+            let users = col_str(&parsed, "user_id");
+            for (i, (login, device)) in logins.iter().zip(devices.iter()).enumerate() {
+                let device = ids::device_uuid(device.unwrap());
+                let expected = match login {
+                    Some(l) => ids::customer_user_id(l),
+                    None => format!("$device:{device}"),
+                };
+                assert_eq!(distinct[i].as_deref(), Some(expected.as_str()));
+                assert_eq!(users[i], login.map(ids::customer_user_id));
+            }
+        }
+
+        // In seconds the instant is truncated to the second, nothing else changes.
+        let seconds = ExportOptions {
+            time_in_ms: false,
+            project_timezone: Some(chrono_tz::America::Los_Angeles),
+        };
+        let body = render_export(events.clone(), &seconds).unwrap();
+        let parsed = parse_export(&body, &seconds, Utc::now(), "dt=2026-01-01").unwrap();
+        let truncated: Vec<Option<i64>> = col_i64(&events, "time")
+            .into_iter()
+            .map(|t| t.map(|t| t.div_euclid(1000) * 1000))
+            .collect();
+        assert_eq!(col_i64(&parsed, "time"), truncated);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_world_round_trips_through_engage_pages() {
+        let (lake, _) = small_world().await;
+        let profiles = world_profiles(&lake).await.unwrap().collect().unwrap();
+        assert!(profiles.height() > 50);
+        let page_size = 64;
+        let mut landed = Vec::new();
+        let mut page = 0;
+        loop {
+            let body = render_engage_page(&profiles, page, page_size, "S1").unwrap();
+            let parsed = parse_engage_page(&body, Utc::now(), "dt=2026-01-03").unwrap();
+            validate("raw.mixpanel_engage", &parsed.frame);
+            assert_eq!(parsed.page, page);
+            assert_eq!(parsed.session_id, "S1");
+            assert_eq!(parsed.total, Some(profiles.height() as u64));
+            if parsed.frame.height() == 0 {
+                break;
+            }
+            landed.push(parsed.frame);
+            page += 1;
+            assert!(page < 1000, "paging never ends");
+        }
+        assert_eq!(page as usize, profiles.height().div_ceil(page_size));
+        let mut all = landed.remove(0);
+        for f in landed {
+            all.vstack_mut(&f).unwrap();
+        }
+        assert_eq!(all.height(), profiles.height());
+        let expected: Vec<Option<String>> = profiles
+            .column("login_id")
+            .unwrap()
+            .u64()
+            .unwrap()
+            .iter()
+            .map(|l| l.map(ids::customer_user_id))
+            .collect();
+        assert_eq!(col_str(&all, "distinct_id"), expected);
+        assert_eq!(col_str(&all, "user_id"), expected);
+        assert_eq!(col_str(&all, "email"), col_str(&profiles, "email"));
+        assert_eq!(col_str(&all, "adid"), col_str(&profiles, "advertising_id"));
+        assert_eq!(
+            col_str(&all, "appsflyer_id"),
+            col_str(&profiles, "appsflyer_id")
+        );
+        let created: Vec<Option<i64>> = col_i64(&profiles, "created_at")
+            .into_iter()
+            .map(|t| t.map(|t| t.div_euclid(1000) * 1000))
+            .collect();
+        assert_eq!(col_i64(&all, "created"), created);
+    }
+
+    #[test]
+    fn rendered_lines_look_like_mixpanel_and_escape_names() {
+        let df = df!(
+            "row_id" => [1u64, 2],
+            "time" => [1_767_312_000_123i64, 1_767_312_001_000],
+            "event" => ["purchase", "odd \"name\""],
+            "device_id" => [7u64, 8],
+            "login_id" => [Some(42u64), None],
+            "insert_id" => [255u64, 256],
+            "platform" => ["ios", "android"],
+            "country" => ["KR", "JP"],
+            "revenue_micros" => [Some(9_990_000i64), None],
+            "currency" => [Some("USD"), None],
+        )
+        .unwrap();
+        let df = df
+            .lazy()
+            .with_column(col("time").cast(DataType::Datetime(
+                TimeUnit::Milliseconds,
+                Some(TimeZone::UTC),
+            )))
+            .collect()
+            .unwrap();
+        let body =
+            String::from_utf8(render_export(df, &ExportOptions::default()).unwrap()).unwrap();
+        let lines: Vec<serde_json::Value> = body
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        let p = &lines[0]["properties"];
+        assert_eq!(lines[0]["event"], "purchase");
+        assert_eq!(p["time"], 1_767_312_000);
+        assert_eq!(p["distinct_id"], "U000000042");
+        assert_eq!(p["$user_id"], "U000000042");
+        assert_eq!(p["$insert_id"], "00000000000000ff");
+        assert_eq!(p["$os"], "iOS");
+        assert_eq!(p["mp_country_code"], "KR");
+        assert_eq!(p["currency"], "USD");
+        assert!(body.contains("\"revenue\":9.99,"));
+        assert!(p["mp_processing_time_ms"].as_i64().unwrap() > 1_767_312_000_123);
+        assert_eq!(lines[1]["event"], "odd \"name\"");
+        assert!(
+            lines[1]["properties"]["distinct_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("$device:")
+        );
+        assert!(lines[1]["properties"].get("$user_id").is_none());
+        assert_eq!(lines[1]["properties"]["$os"], "Android");
+    }
+}

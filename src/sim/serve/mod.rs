@@ -1,0 +1,6 @@
+//! Rendering the simulated world in each source's wire format, for the local API servers.
+
+pub mod adison;
+pub mod appsflyer;
+pub mod mixpanel;
+pub mod sheets;

@@ -1,0 +1,228 @@
+//! The local API server: serves the simulated world on loopback through each source's real
+//! API (paths, auth, paging, truncation, errors), so the real connectors run end to end in
+//! the demo, the tests and the benchmarks. Faults are injected on request, deterministically:
+//! the first requests of each route are throttled, fail, or come back cut short or malformed.
+
+mod appsflyer;
+mod mixpanel;
+mod sheets;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::lake::Lake;
+
+/// Credentials the simulated APIs accept; simulated sources need no configured secrets.
+pub mod credentials {
+    pub const MIXPANEL_USER: &str = "sim-service-account";
+    pub const MIXPANEL_SECRET: &str = "sim-mixpanel-secret";
+    pub const APPSFLYER_TOKEN: &str = "sim-appsflyer-token";
+    pub const SHEETS_API_KEY: &str = "sim-sheets-key";
+}
+
+/// Faults to inject. Counted per route (AppsFlyer: per app and report): request `n` (from 0)
+/// meets, in order, `throttle` throttled answers, then `server_errors` HTTP 5xx, then
+/// `truncated` bodies cut short, then `malformed` broken bodies, then normal service.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Faults {
+    pub throttle: u32,
+    pub server_errors: u32,
+    pub truncated: u32,
+    pub malformed: u32,
+    /// Every answer waits this long first (a slow API).
+    pub delay: Duration,
+    /// Calls a route answers per UTC day before it says its quota is spent.
+    pub daily_quota: Option<u32>,
+}
+
+/// What request number `n` of a route gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    Throttle,
+    ServerError,
+    Truncate,
+    Malform,
+    QuotaSpent,
+    None,
+}
+
+impl Faults {
+    fn fault(&self, n: u32) -> Fault {
+        if self.daily_quota.is_some_and(|q| n >= q) {
+            return Fault::QuotaSpent;
+        }
+        let mut edge = self.throttle;
+        if n < edge {
+            return Fault::Throttle;
+        }
+        edge += self.server_errors;
+        if n < edge {
+            return Fault::ServerError;
+        }
+        edge += self.truncated;
+        if n < edge {
+            return Fault::Truncate;
+        }
+        edge += self.malformed;
+        if n < edge {
+            return Fault::Malform;
+        }
+        Fault::None
+    }
+}
+
+/// How the local server behaves.
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    pub faults: Faults,
+    /// The simulated Mixpanel project is an old one that exports `time` in this zone's
+    /// wall-clock time (the connector's `project_timezone` must match).
+    pub mixpanel_project_timezone: Option<chrono_tz::Tz>,
+}
+
+#[derive(Debug)]
+pub(crate) struct ServerState {
+    pub lake: Lake,
+    pub faults: Faults,
+    pub options: ServerOptions,
+    /// Requests seen per route key.
+    counts: Mutex<HashMap<String, u32>>,
+}
+
+impl ServerState {
+    /// Counts a request on `route` and says which fault (if any) it meets.
+    pub(crate) async fn admit(&self, route: &str) -> Fault {
+        let n = {
+            let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+            let c = counts.entry(route.to_string()).or_default();
+            *c += 1;
+            *c - 1
+        };
+        if !self.faults.delay.is_zero() {
+            tokio::time::sleep(self.faults.delay).await;
+        }
+        self.faults.fault(n)
+    }
+}
+
+/// A running local server.
+#[derive(Debug)]
+pub struct SimServer {
+    pub base_url: String,
+    state: Arc<ServerState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SimServer {
+    /// Starts the server on an ephemeral loopback port, serving the world in `lake`.
+    pub async fn start(lake: Lake, options: ServerOptions) -> std::io::Result<SimServer> {
+        let state = Arc::new(ServerState {
+            lake,
+            faults: options.faults.clone(),
+            options,
+            counts: Mutex::new(HashMap::new()),
+        });
+        let app = Router::new()
+            .nest("/mixpanel", mixpanel::routes())
+            .nest("/appsflyer", appsflyer::routes())
+            .nest("/sheets", sheets::routes())
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "Local API server stopped.");
+            }
+        });
+        Ok(SimServer {
+            base_url: format!("http://{addr}"),
+            state,
+            task,
+        })
+    }
+
+    /// Base URL of one source's API on this server, e.g. `http://127.0.0.1:4321/mixpanel`.
+    pub fn url(&self, source: &str) -> String {
+        format!("{}/{source}", self.base_url)
+    }
+
+    /// Requests the server has seen on routes whose key starts with `prefix`.
+    pub fn requests(&self, prefix: &str) -> u32 {
+        let counts = self.state.counts.lock().unwrap_or_else(|p| p.into_inner());
+        counts
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| *v)
+            .sum()
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An error answer with a body.
+pub(crate) fn answer(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<String>,
+) -> Response {
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, content_type)],
+        body.into(),
+    )
+        .into_response()
+}
+
+/// The world could not be read: a bug or a broken lake, answered as a 500 naming it.
+pub(crate) fn world_error(e: impl std::fmt::Display) -> Response {
+    answer(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "text/plain",
+        format!("simulated world unavailable: {e}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_come_in_order_then_service() {
+        let f = Faults {
+            throttle: 1,
+            server_errors: 2,
+            truncated: 1,
+            malformed: 1,
+            ..Faults::default()
+        };
+        let got: Vec<Fault> = (0..7).map(|n| f.fault(n)).collect();
+        assert_eq!(
+            got,
+            [
+                Fault::Throttle,
+                Fault::ServerError,
+                Fault::ServerError,
+                Fault::Truncate,
+                Fault::Malform,
+                Fault::None,
+                Fault::None
+            ]
+        );
+        let q = Faults {
+            daily_quota: Some(2),
+            ..Faults::default()
+        };
+        assert_eq!(q.fault(1), Fault::None);
+        assert_eq!(q.fault(2), Fault::QuotaSpent);
+    }
+}
