@@ -354,6 +354,12 @@ impl AppsFlyerReport {
     }
 }
 
+impl fmt::Display for AppsFlyerReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 fn all_reports() -> Vec<AppsFlyerReport> {
     AppsFlyerReport::ALL.to_vec()
 }

@@ -7,30 +7,12 @@ pub mod parse;
 
 pub use parse::{count_rows, parse_report};
 
-/// One Pull API raw-data report. The attribution reports give the installs and in-app
-/// events the pipeline values; the Protect360 ones say which of them were fraud.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Report {
-    InstallsReport,
-    InAppEventsReport,
-    OrganicInstallsReport,
-    OrganicInAppEventsReport,
-    BlockedInstallsReport,
-    Detection,
-    FraudPostInapps,
-}
+/// One Pull API raw-data report: the config's own type, so a report named in the pipeline
+/// config is the report the connector pulls. The attribution reports give the installs and
+/// in-app events the pipeline values; the Protect360 ones say which of them were fraud.
+pub use crate::config::AppsFlyerReport as Report;
 
 impl Report {
-    pub const ALL: [Report; 7] = [
-        Report::InstallsReport,
-        Report::InAppEventsReport,
-        Report::OrganicInstallsReport,
-        Report::OrganicInAppEventsReport,
-        Report::BlockedInstallsReport,
-        Report::Detection,
-        Report::FraudPostInapps,
-    ];
-
     /// The report's URL segment: `.../raw-data/export/app/<app>/<path>/v5`. Only the
     /// post-attribution in-app report is spelled with dashes, as AppsFlyer spells it.
     pub fn path(self) -> &'static str {
@@ -47,10 +29,7 @@ impl Report {
 
     /// The name the pipeline config uses: the path with `_` for `-`, a valid identifier.
     pub fn config_name(self) -> &'static str {
-        match self {
-            Report::FraudPostInapps => "fraud_post_inapps",
-            other => other.path(),
-        }
+        self.name()
     }
 
     /// The raw table the report lands in, e.g. `raw.appsflyer_installs_report`.
@@ -96,12 +75,6 @@ impl Report {
         } else {
             "install_time"
         }
-    }
-}
-
-impl std::fmt::Display for Report {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.config_name())
     }
 }
 
