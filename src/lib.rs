@@ -5,3 +5,5 @@ pub mod ingest;
 pub mod lake;
 pub mod schema;
 pub mod sim;
+#[cfg(test)]
+mod test_support;

@@ -1,22 +1,19 @@
-use std::num::NonZeroU32;
-
 use chrono::{NaiveDate, TimeZone};
 
 use super::*;
-use crate::config::{EMBEDDED_DEMO, PipelineConfig, std_env};
-use crate::lake::{DateRange, Lake};
+use crate::lake::DateRange;
 use crate::schema::Registry;
 use crate::sim::serve::adison::render_report;
+use crate::test_support::strs;
 
 const PART: &str = "dt=2026-01-03";
 
-fn pulled() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 4, 1, 0, 0).unwrap()
+fn fixture(name: &str) -> Vec<u8> {
+    crate::test_support::fixture("adison", name)
 }
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!("{}/fixtures/adison/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+fn pulled() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 4, 1, 0, 0).unwrap()
 }
 
 fn validate(df: &DataFrame) {
@@ -35,16 +32,6 @@ fn ints(df: &DataFrame, name: &str) -> Vec<i64> {
         .unwrap()
         .iter()
         .flatten()
-        .collect()
-}
-
-fn strs(df: &DataFrame, name: &str) -> Vec<Option<String>> {
-    df.column(name)
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .map(|v| v.map(str::to_string))
         .collect()
 }
 
@@ -186,12 +173,7 @@ fn rows(df: &DataFrame, days: Vec<i32>) -> Vec<DeliveryRow> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_worlds_adison_spend_round_trips_exactly() {
-    let config = PipelineConfig::from_toml(EMBEDDED_DEMO, "demo", &std_env).unwrap();
-    let mut sim = config.sim.unwrap();
-    sim.days = NonZeroU32::new(3).unwrap();
-    sim.users_per_day = 300;
-    let lake = Lake::open("memory://").unwrap();
-    crate::sim::simulate(&sim, &lake).await.unwrap();
+    let (lake, sim) = crate::test_support::small_world(3, 300).await;
 
     let registry = Registry::embedded().unwrap();
     let mut got: Vec<DeliveryRow> = Vec::new();

@@ -353,13 +353,10 @@ mod tests {
 
     use super::*;
     use crate::schema::Registry;
+    use crate::test_support::strs;
 
     fn fixture(name: &str) -> Vec<u8> {
-        let path = format!(
-            "{}/fixtures/appsflyer/{name}.csv",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read(path).unwrap()
+        crate::test_support::fixture("appsflyer", &format!("{name}.csv"))
     }
 
     fn pulled() -> DateTime<Utc> {
@@ -380,16 +377,6 @@ mod tests {
     fn valid(df: &DataFrame, report: Report) {
         let table = Registry::embedded().unwrap().get(report.table()).unwrap();
         table.validate(df, "dt=2026-01-02").unwrap();
-    }
-
-    fn strs(df: &DataFrame, c: &str) -> Vec<Option<String>> {
-        df.column(c)
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .map(|v| v.map(str::to_string))
-            .collect()
     }
 
     fn millis(df: &DataFrame, c: &str) -> Vec<Option<i64>> {

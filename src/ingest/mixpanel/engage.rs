@@ -229,11 +229,10 @@ fn parse_created(text: &str) -> Option<i64> {
 mod tests {
     use super::*;
     use crate::schema::Registry;
-
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/mixpanel");
+    use crate::test_support::strs;
 
     fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!("{FIXTURES}/{name}")).unwrap()
+        crate::test_support::fixture("mixpanel", name)
     }
 
     fn pulled() -> DateTime<Utc> {
@@ -242,16 +241,6 @@ mod tests {
 
     fn parse(body: &[u8]) -> Result<EngagePage, ParseError> {
         parse_engage_page(body, pulled(), "dt=2026-01-03")
-    }
-
-    fn strs(df: &DataFrame, name: &str) -> Vec<Option<String>> {
-        df.column(name)
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .map(|s| s.map(str::to_string))
-            .collect()
     }
 
     #[test]

@@ -347,12 +347,11 @@ fn event_time_ms(text: &str, opts: &ExportOptions) -> Option<i64> {
 mod tests {
     use super::*;
     use crate::schema::Registry;
+    use crate::test_support::strs;
     use chrono::NaiveDate;
 
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/mixpanel");
-
     fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(format!("{FIXTURES}/{name}")).unwrap()
+        crate::test_support::fixture("mixpanel", name)
     }
 
     fn pulled() -> DateTime<Utc> {
@@ -375,16 +374,6 @@ mod tests {
             .unwrap()
             .validate(df, "dt=2026-01-02")
             .unwrap();
-    }
-
-    fn strs(df: &DataFrame, name: &str) -> Vec<Option<String>> {
-        df.column(name)
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .map(|s| s.map(str::to_string))
-            .collect()
     }
 
     fn times(df: &DataFrame) -> Vec<i64> {

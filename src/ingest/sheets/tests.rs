@@ -1,25 +1,19 @@
-use std::num::NonZeroU32;
-
 use chrono::{NaiveDate, TimeZone};
 
 use super::*;
-use crate::config::{EMBEDDED_DEMO, PipelineConfig, std_env};
 use crate::lake::{DateRange, Lake};
 use crate::schema::Registry;
 use crate::sim::serve::sheets::render_values;
+use crate::test_support::strs;
 
 const PART: &str = "dt=2026-01-05";
 
-fn pulled() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 5, 3, 0, 0).unwrap()
+fn fixture(name: &str) -> Vec<u8> {
+    crate::test_support::fixture("google_sheets", name)
 }
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/fixtures/google_sheets/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+fn pulled() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 5, 3, 0, 0).unwrap()
 }
 
 fn parse(name: &str, range: SheetRange) -> Result<DataFrame, ParseError> {
@@ -36,16 +30,6 @@ fn parse_valid(name: &str, range: SheetRange) -> DataFrame {
         .validate(&df, PART)
         .unwrap();
     df
-}
-
-fn strs(df: &DataFrame, name: &str) -> Vec<Option<String>> {
-    df.column(name)
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .map(|v| v.map(str::to_string))
-        .collect()
 }
 
 fn days(df: &DataFrame, name: &str) -> Vec<Option<NaiveDate>> {
@@ -249,13 +233,7 @@ fn a_cut_short_body_is_retryable() {
 }
 
 async fn small_world() -> Lake {
-    let config = PipelineConfig::from_toml(EMBEDDED_DEMO, "demo", &std_env).unwrap();
-    let mut sim = config.sim.unwrap();
-    sim.days = NonZeroU32::new(3).unwrap();
-    sim.users_per_day = 300;
-    let lake = Lake::open("memory://").unwrap();
-    crate::sim::simulate(&sim, &lake).await.unwrap();
-    lake
+    crate::test_support::small_world(3, 300).await.0
 }
 
 async fn world(lake: &Lake, table: &str, sort: &[&str]) -> DataFrame {

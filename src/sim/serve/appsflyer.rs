@@ -318,12 +318,10 @@ pub fn render_csv(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use std::collections::BTreeSet;
-    use std::num::NonZeroU32;
 
     use chrono::TimeZone as _;
 
     use super::*;
-    use crate::config::{EMBEDDED_DEMO, PipelineConfig, std_env};
     use crate::ingest::appsflyer::parse_report;
 
     type Keys = BTreeSet<(String, i64)>;
@@ -378,12 +376,7 @@ mod tests {
     /// world -> render -> parse gives back every row exactly once, times through a zone.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn round_trip_through_the_wire_format() {
-        let config = PipelineConfig::from_toml(EMBEDDED_DEMO, "demo", &std_env).unwrap();
-        let mut sim = config.sim.clone().unwrap();
-        sim.days = NonZeroU32::new(2).unwrap();
-        sim.users_per_day = 300;
-        let lake = Lake::open("memory://").unwrap();
-        crate::sim::simulate(&sim, &lake).await.unwrap();
+        let (lake, sim) = crate::test_support::small_world(2, 300).await;
 
         let registry = Registry::embedded().unwrap();
         let installs = lake

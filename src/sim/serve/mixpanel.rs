@@ -242,22 +242,14 @@ pub fn render_engage_page(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use std::io::Write as _;
-    use std::num::NonZeroU32;
 
     use chrono::Utc;
 
     use super::*;
-    use crate::config::{EMBEDDED_DEMO, PipelineConfig, std_env};
     use crate::ingest::mixpanel::{parse_engage_page, parse_export};
-    use crate::sim::simulate;
 
     async fn small_world() -> (Lake, NaiveDate) {
-        let config = PipelineConfig::from_toml(EMBEDDED_DEMO, "demo", &std_env).unwrap();
-        let mut sim = config.sim.unwrap();
-        sim.days = NonZeroU32::new(2).unwrap();
-        sim.users_per_day = 300;
-        let lake = Lake::open("memory://").unwrap();
-        simulate(&sim, &lake).await.unwrap();
+        let (lake, sim) = crate::test_support::small_world(2, 300).await;
         (lake, sim.start_date)
     }
 
