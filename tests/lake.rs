@@ -286,7 +286,10 @@ async fn concurrent_readers_never_see_a_mix_of_versions() {
         })
     };
     let mut seen = std::collections::BTreeSet::new();
-    while !writer.is_finished() {
+    // Read at least once, then for as long as the writer writes.
+    let mut reading = true;
+    while reading {
+        reading = !writer.is_finished();
         let frame = lake
             .scan(&table, DateRange::day(d))
             .await
