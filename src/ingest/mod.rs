@@ -7,6 +7,7 @@ pub mod budget;
 mod error;
 pub mod http;
 pub mod mixpanel;
+pub mod money;
 pub mod sheets;
 pub mod state;
 

@@ -28,8 +28,8 @@ fn is_space(c: char) -> bool {
 
 /// A money cell as integer micros of its currency, with the currency its symbol names
 /// (if any). Accepts thousands separators, a currency symbol or code before or after the
-/// number, a leading minus and accounting parentheses; at most six decimals, because a
-/// seventh could not be represented and silently rounding money is wrong.
+/// number, a leading minus and accounting parentheses; at most six (non-zero) decimals, because
+/// a seventh could not be represented and silently rounding money is wrong.
 pub fn parse_money_micros(cell: &str) -> Result<(i64, Option<&'static str>), String> {
     let bad = |why: &str| format!("{cell:?} is not an amount of money: {why}");
     let mut s = cell.trim();
@@ -66,42 +66,12 @@ pub fn parse_money_micros(cell: &str) -> Result<(i64, Option<&'static str>), Str
         return Err(bad("a percentage is not money"));
     }
     let digits: String = s.chars().filter(|c| *c != ',' && !is_space(*c)).collect();
-    let (int_part, frac_part) = match digits.split_once('.') {
-        Some((i, f)) => (i, f),
-        None => (digits.as_str(), ""),
-    };
-    if int_part.is_empty() && frac_part.is_empty() {
-        return Err(bad("no digits"));
-    }
-    if !int_part
-        .chars()
-        .chain(frac_part.chars())
-        .all(|c| c.is_ascii_digit())
-    {
+    if !digits.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return Err(bad(
             "only digits, separators and a currency symbol are allowed",
         ));
     }
-    if frac_part.len() > 6 {
-        return Err(bad(
-            "more than six decimals cannot be held exactly in micros",
-        ));
-    }
-    let overflow = || bad("too large");
-    let whole: i64 = if int_part.is_empty() {
-        0
-    } else {
-        int_part.parse().map_err(|_| overflow())?
-    };
-    let frac: i64 = if frac_part.is_empty() {
-        0
-    } else {
-        format!("{frac_part:0<6}").parse().map_err(|_| overflow())?
-    };
-    let micros = whole
-        .checked_mul(1_000_000)
-        .and_then(|w| w.checked_add(frac))
-        .ok_or_else(overflow)?;
+    let micros = crate::ingest::money::exact_micros(&digits).map_err(|why| bad(&why))?;
     Ok((if negative { -micros } else { micros }, currency))
 }
 
