@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use chrono::{DateTime, Utc};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -64,6 +65,8 @@ pub struct SourceBudget {
     pacer: Option<DefaultDirectRateLimiter>,
     ledger: Mutex<LedgerDoc>,
     lake: Lake,
+    /// Calls taken by this process (every scope), for the run's summary.
+    spent: AtomicU32,
 }
 
 impl std::fmt::Debug for SourceBudget {
@@ -92,11 +95,17 @@ impl SourceBudget {
             pacer: pacer(&limits),
             ledger: Mutex::new(ledger),
             lake: lake.clone(),
+            spent: AtomicU32::new(0),
         }))
     }
 
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// Calls this process has taken from the budget so far (all scopes).
+    pub fn spent(&self) -> u32 {
+        self.spent.load(Ordering::Relaxed)
     }
 
     /// Calls still allowed in `scope` at `now` under the hour and day quotas (`None` when
@@ -140,6 +149,7 @@ impl SourceBudget {
             self.lake
                 .write_state(&ledger_key(&self.source), &*ledger)
                 .await?;
+            self.spent.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(pacer) = &self.pacer {
             pacer.until_ready().await;

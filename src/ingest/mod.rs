@@ -4,6 +4,7 @@
 pub mod adison;
 pub mod appsflyer;
 pub mod budget;
+pub mod connector;
 mod error;
 pub mod http;
 pub mod mixpanel;
