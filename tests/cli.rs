@@ -192,3 +192,99 @@ fn out_of_range_scale_is_refused_by_the_parser() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("users-per-day"), "{}", stderr(&out));
 }
+
+#[test]
+fn ingest_pulls_the_simulated_world_and_says_what_it_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let lake = lake.to_str().unwrap();
+
+    // Simulated sources need the world first, and say so.
+    let out = ltv(
+        dir.path(),
+        &["--lake", lake, "ingest", "--date", "2026-01-03"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("run `ltv simulate` first"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = ltv(
+        dir.path(),
+        &[
+            "-q",
+            "--lake",
+            lake,
+            "simulate",
+            "--days",
+            "2",
+            "--users-per-day",
+            "100",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = ltv(
+        dir.path(),
+        &["-q", "--lake", lake, "ingest", "--date", "2026-01-03"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    for needle in [
+        "mixpanel.export",
+        "appsflyer.installs_report",
+        "adison.report",
+        "google_sheets.fx_rates",
+        "calls spent:",
+    ] {
+        assert!(table.contains(needle), "missing {needle} in\n{table}");
+    }
+    // The day's pull is done: a second nightly run the same day pulls nothing again.
+    let out = ltv(
+        dir.path(),
+        &[
+            "-q",
+            "--lake",
+            lake,
+            "ingest",
+            "--date",
+            "2026-01-03",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let landed: u64 = summary["streams"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|s| s["landed"].as_u64().unwrap())
+        .sum();
+    assert_eq!(landed, 0, "{summary}");
+
+    let out = ltv(
+        dir.path(),
+        &[
+            "--lake",
+            lake,
+            "ingest",
+            "--from",
+            "2026-01-02",
+            "--to",
+            "2026-01-01",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("before --from"), "{}", stderr(&out));
+    let out = ltv(
+        dir.path(),
+        &["--lake", lake, "ingest", "--source", "facebook"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("unknown source \"facebook\""),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -2,6 +2,7 @@
 //! stdout; logs and progress go to stderr.
 #![allow(clippy::print_stdout)]
 
+mod ingest;
 mod lake;
 mod logging;
 mod schema;
@@ -56,6 +57,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Generate the simulated world into the lake's sim/ and truth/ tables.
     Simulate(simulate::SimulateArgs),
+    /// Pull the sources into the lake's raw layer (nightly, or a --from/--to backfill).
+    Ingest(ingest::IngestArgs),
     /// Show table schemas and the MySQL DDL of the marts.
     #[command(subcommand)]
     Schema(schema::SchemaCommand),
@@ -68,6 +71,7 @@ pub enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Simulate(args) => simulate::run(&cli.global, args).await,
+        Command::Ingest(args) => ingest::run(&cli.global, args).await,
         Command::Schema(cmd) => schema::run(cmd),
         Command::Lake(cmd) => lake::run(&cli.global, cmd).await,
     }

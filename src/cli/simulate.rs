@@ -50,6 +50,10 @@ pub async fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<()> 
     let lake = open_lake(global, &config)?;
     tracing::info!(lake = %lake.url(), days = sim.days.get(), users_per_day = sim.users_per_day, seed = sim.seed, "Simulating world.");
     let report = crate::sim::simulate(&sim, &lake).await?;
+    // The partner's daily files, where the simulated Adison source looks for them.
+    if let Some(days) = crate::ingest::sources::world_days(&lake).await? {
+        crate::ingest::sources::drop_simulated_adison_files(&config, &lake, days).await?;
+    }
     let peak = peak_memory_bytes().unwrap_or(0);
     if args.json {
         let mut value = serde_json::to_value(&report)?;

@@ -9,7 +9,10 @@ mod error;
 pub mod http;
 pub mod mixpanel;
 pub mod money;
+pub mod schedule;
 pub mod sheets;
+pub mod sources;
 pub mod state;
 
 pub use error::ParseError;
+pub use sources::{IngestError, IngestRequest, run_ingest};

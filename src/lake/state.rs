@@ -43,3 +43,20 @@ impl Lake {
 fn state_path(key: &str) -> String {
     format!("{STATE_DIR}/{key}.json")
 }
+
+impl Lake {
+    /// Reads any object under the lake's root (e.g. a partner's dropped file); `None` when
+    /// there is no such object.
+    pub async fn read_object(&self, relative: &str) -> Result<Option<bytes::Bytes>, LakeError> {
+        self.get_optional(relative).await
+    }
+
+    /// Writes any object under the lake's root with one atomic put.
+    pub async fn write_object(&self, relative: &str, body: Vec<u8>) -> Result<(), LakeError> {
+        self.store
+            .put(&self.path(relative), PutPayload::from(body))
+            .await
+            .map_err(|e| self.store_error("write", relative, e))?;
+        Ok(())
+    }
+}

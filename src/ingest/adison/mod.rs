@@ -10,6 +10,10 @@
 //! and tools we do not control, so any unreadable cell fails the whole file, naming the data
 //! row and column: landing a partial day would understate spend silently.
 
+mod connector;
+
+pub use connector::{AdisonConnector, SIM_DROP_PREFIX};
+
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};

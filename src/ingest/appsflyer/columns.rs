@@ -188,6 +188,22 @@ pub fn report_columns(report: Report) -> &'static [Column] {
     }
 }
 
+/// The report's columns that AppsFlyer sends only when asked for by name in the request's
+/// `additional_fields` (the Protect360 reasons). Our column names are the API's field names.
+pub fn additional_fields(report: Report) -> &'static [&'static str] {
+    match report {
+        Report::BlockedInstallsReport => &[
+            "blocked_reason",
+            "blocked_reason_value",
+            "blocked_sub_reason",
+        ],
+        Report::Detection | Report::FraudPostInapps => {
+            &["detection_date", "fraud_reason", "fraud_sub_reason"]
+        }
+        _ => &[],
+    }
+}
+
 /// Every documented column of the report's body, in wire order.
 pub fn wire_columns(report: Report) -> impl Iterator<Item = &'static Column> {
     DEFAULT_COLUMNS.iter().chain(report_columns(report))

@@ -3,6 +3,9 @@
 //! parser that turns a body into a frame of the report's `raw.appsflyer_*` schema ([`parse`]).
 
 pub mod columns;
+pub mod connector;
+
+pub use connector::AppsFlyerConnector;
 pub mod parse;
 
 pub use parse::{count_rows, parse_report};

@@ -166,6 +166,11 @@ pub fn parse_report(
     if !records.complete {
         return Err(err("body ends inside a quoted field".into()).truncated());
     }
+    // AppsFlyer ends every record, the header too, with a newline: a body that does not was
+    // cut in transit, even when the cut fell inside the header.
+    if !body.ends_with(b"\n") {
+        return Err(err("body does not end with a newline: cut short".into()).truncated());
+    }
     let last = records.fields.len() - 1;
     for (i, &n) in records.fields.iter().enumerate().skip(1) {
         if n != header_fields {

@@ -6,10 +6,12 @@
 //! `$properties` are kept as JSON text) and all-or-nothing: a body cut short in transit fails
 //! as retryable so partial data is never landed.
 
+mod connector;
 mod engage;
 mod export;
 mod wire;
 
+pub use connector::MixpanelConnector;
 pub use engage::{ENGAGE_STREAM, EngagePage, parse_engage_page};
 pub use export::{EXPORT_STREAM, ExportOptions, parse_export};
 pub use wire::{

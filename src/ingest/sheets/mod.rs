@@ -10,6 +10,9 @@
 //! Every landed row keeps its sheet row number so a person can find it.
 
 pub mod cells;
+pub mod connector;
+
+pub use connector::SheetsConnector;
 
 use std::collections::HashMap;
 

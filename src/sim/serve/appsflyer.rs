@@ -274,15 +274,22 @@ pub async fn world_rows(
 /// the report's documented columns in order, times as `YYYY-MM-DD HH:MM:SS` in `zone`,
 /// money as exact decimals, booleans as `true`/`false`, absent columns and nulls empty,
 /// fields quoted only when they hold a comma, quote or newline. No rows gives the header
-/// alone, which is how AppsFlyer says "nothing in this window".
+/// alone, which is how AppsFlyer says "nothing in this window". Additional fields
+/// ([`columns::additional_fields`]) appear only when `additional` names them, as the API
+/// sends them only on request.
 pub fn render_csv(
     rows: DataFrame,
     report: Report,
     zone: chrono_tz::Tz,
+    additional: &[&str],
 ) -> Result<String, PolarsError> {
     let zone = TimeZone::opt_try_new(Some(zone.name()))?.unwrap_or(TimeZone::UTC);
     let mut exprs = Vec::new();
+    let optional = columns::additional_fields(report);
     for c in columns::wire_columns(report) {
+        if optional.contains(&c.name) && !additional.contains(&c.name) {
+            continue;
+        }
         let e = if rows.column(c.name).is_err() {
             null_str()
         } else {
@@ -450,7 +457,13 @@ mod tests {
                     .unwrap()
                     .collect()
                     .unwrap();
-                let body = render_csv(rows.clone(), report, zone).unwrap();
+                let body = render_csv(
+                    rows.clone(),
+                    report,
+                    zone,
+                    columns::additional_fields(report),
+                )
+                .unwrap();
                 assert_eq!(count_rows_of(&body), rows.height());
                 let parsed =
                     parse_report(body.as_bytes(), report, app, zone, pulled, "dt=test").unwrap();

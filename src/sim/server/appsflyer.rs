@@ -33,18 +33,22 @@ struct ExportQuery {
     timezone: Option<String>,
     #[serde(default)]
     maximum_rows: Option<usize>,
+    /// Comma-separated names of fields sent only on request.
+    #[serde(default)]
+    additional_fields: Option<String>,
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
     answer(status, "text/plain; charset=utf-8", body)
 }
 
-/// `from`/`to` are `YYYY-MM-DD` or `YYYY-MM-DD HH:MM:SS` in the request's zone; `to` is
-/// inclusive (a whole day for a date, a whole second for a time). Returns `[start, end)`.
+/// `from`/`to` are `YYYY-MM-DD` or `YYYY-MM-DD HH:MM:SS` in the request's zone. A `to` date
+/// includes its whole day; a `to` time is excluded (the window ends just before it), as the
+/// Pull API documents. Returns `[start, end)`.
 fn window(from: &str, to: &str, zone: chrono_tz::Tz) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     let parse = |s: &str, end: bool| -> Option<DateTime<Utc>> {
         let local = match NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S") {
-            Ok(t) => t + chrono::Duration::seconds(i64::from(end)),
+            Ok(t) => t,
             Err(_) => {
                 let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
                 (d + chrono::Duration::days(i64::from(end))).and_hms_opt(0, 0, 0)?
@@ -113,7 +117,14 @@ async fn export(
                     .limit(max_rows as u32)
                     .collect()
                     .map_err(|e| e.to_string())?;
-                render_csv(rows, report, zone).map_err(|e| e.to_string())
+                let requested: Vec<&str> = q
+                    .additional_fields
+                    .as_deref()
+                    .unwrap_or("")
+                    .split(',')
+                    .map(str::trim)
+                    .collect();
+                render_csv(rows, report, zone, &requested).map_err(|e| e.to_string())
             }
             .await;
             let mut body = match body {
@@ -147,7 +158,7 @@ mod tests {
         let (s, e) = window("2026-01-02", "2026-01-02", seoul).unwrap();
         assert_eq!(s.to_rfc3339(), "2026-01-01T15:00:00+00:00");
         assert_eq!(e.to_rfc3339(), "2026-01-02T15:00:00+00:00");
-        let (s, e) = window("2026-01-02 00:00:00", "2026-01-02 05:59:59", chrono_tz::UTC).unwrap();
+        let (s, e) = window("2026-01-02 00:00:00", "2026-01-02 06:00:00", chrono_tz::UTC).unwrap();
         assert_eq!((e - s).num_seconds(), 6 * 3600);
         assert!(window("yesterday", "2026-01-02", seoul).is_none());
     }
