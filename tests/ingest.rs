@@ -492,3 +492,70 @@ async fn two_runs_on_one_day_share_one_budget() {
     );
     assert!(!two.failed());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_answers_land_and_answers_past_the_timeout_fail_the_stream_clearly() {
+    let config = config_with(|t| {
+        t.replace(
+            "[sources.google_sheets]\n",
+            "[sources.google_sheets]\ntimeout_seconds = 1\n",
+        )
+    });
+    let lake = world(&config).await;
+    let request = |faults: Faults, today: &str| IngestRequest {
+        only: Some(SourceKind::GoogleSheets),
+        retry: RetryPolicy {
+            max_attempts: 2,
+            ..quick()
+        },
+        local_server: ServerOptions {
+            faults,
+            ..ServerOptions::default()
+        },
+        ..IngestRequest::new(Mode::Nightly { today: d(today) })
+    };
+    // 300 ms per answer: slow, but within the one-second timeout.
+    let slow = Faults {
+        delay: Duration::from_millis(300),
+        ..Faults::default()
+    };
+    let summary = run_ingest(
+        &config,
+        &lake,
+        request(slow, "2026-01-04"),
+        &std_env,
+        &Progress::hidden(),
+    )
+    .await
+    .unwrap();
+    assert_clean(&summary);
+    assert_eq!(summary.streams["google_sheets.fx_rates"].landed, 1);
+    // 1.5 s per answer: every attempt times out; the stream fails and says why.
+    let stuck = Faults {
+        delay: Duration::from_millis(1500),
+        ..Faults::default()
+    };
+    let summary = run_ingest(
+        &config,
+        &lake,
+        request(stuck, "2026-01-05"),
+        &std_env,
+        &Progress::hidden(),
+    )
+    .await
+    .unwrap();
+    let failure = summary.streams["google_sheets.fx_rates"].failure.clone();
+    let failure = failure.unwrap_or_else(|| panic!("no failure:\n{summary}"));
+    assert!(
+        failure.contains("timed out") && failure.contains("google_sheets"),
+        "{failure}"
+    );
+    // Yesterday's snapshot is still there; today's is not.
+    let state = StreamState::load(&lake, "google_sheets.fx_rates")
+        .await
+        .unwrap();
+    assert_eq!(
+        state.partitions.keys().copied().collect::<Vec<_>>(),
+        [d("2026-01-04")]
+    );
+}

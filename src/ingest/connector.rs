@@ -65,6 +65,8 @@ pub struct PullContext<'a> {
     pub client: &'a reqwest::Client,
     pub budget: Arc<SourceBudget>,
     pub policy: RetryPolicy,
+    /// The source's timeout for one request (`timeout_seconds`).
+    pub timeout: std::time::Duration,
     pub history: &'a StreamState,
     /// When the pull started; lands as each row's `pulled_at`.
     pub pulled_at: DateTime<Utc>,
@@ -175,7 +177,7 @@ pub trait Connector: Send + Sync {
 
 /// Makes a call and parses its body, calling again when the body came back cut short
 /// (a retryable [`ParseError`]) until the retry policy's attempts are spent. Every attempt is
-/// charged to the budget and counted in the result.
+/// charged to the budget and counted in the result; each request gets the source's timeout.
 pub async fn fetch_parsed<T>(
     ctx: &PullContext<'_>,
     scope: &str,
@@ -188,8 +190,15 @@ pub async fn fetch_parsed<T>(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let reply =
-            super::http::call(ctx.client, &ctx.budget, scope, &ctx.policy, &make, &verdict).await?;
+        let reply = super::http::call(
+            ctx.client,
+            &ctx.budget,
+            scope,
+            &ctx.policy,
+            || make().timeout(ctx.timeout),
+            &verdict,
+        )
+        .await?;
         calls += reply.calls;
         retries += reply.retries;
         match parse(&reply.body) {

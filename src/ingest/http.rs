@@ -198,7 +198,7 @@ pub async fn call(
             }
             Err(e) => Verdict::Retry {
                 after: None,
-                reason: redact(&e.without_url().to_string()),
+                reason: transport_reason(e),
             },
         };
         match outcome {
@@ -242,6 +242,23 @@ pub async fn call(
         attempts: policy.max_attempts,
         last,
     })
+}
+
+/// Why a request got no answer: a timeout said plainly, else the error with its causes
+/// (reqwest's own message is only "error sending request"), URLs redacted.
+fn transport_reason(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timed out waiting for the server".to_string();
+    }
+    let e = e.without_url();
+    let mut reason = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        reason.push_str(": ");
+        reason.push_str(&c.to_string());
+        cause = c.source();
+    }
+    redact(&reason)
 }
 
 /// A URL for messages: scheme, host and path; query parameter names without their values.

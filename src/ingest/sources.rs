@@ -94,14 +94,8 @@ pub async fn run_ingest(
     } else {
         None
     };
+    // Timeouts are per source, set on each request.
     let client = reqwest::Client::builder()
-        .timeout(
-            chosen
-                .iter()
-                .map(|s| s.common().timeout())
-                .max()
-                .unwrap_or_default(),
-        )
         .build()
         .map_err(IngestError::Client)?;
     let mut runs = Vec::new();
@@ -116,6 +110,7 @@ pub async fn run_ingest(
             budget: SourceBudget::load(lake, settings.kind().name(), settings.common().budget)
                 .await?,
             concurrency: settings.common().concurrency.get() as usize,
+            timeout: settings.common().timeout(),
         });
     }
     let scheduler = Scheduler {

@@ -32,6 +32,8 @@ pub struct SourceRun {
     pub budget: Arc<SourceBudget>,
     /// Pulls in flight at once.
     pub concurrency: usize,
+    /// Timeout of one request.
+    pub timeout: std::time::Duration,
 }
 
 /// Errors that stop the whole run (a stream's own failure only stops that stream).
@@ -221,6 +223,7 @@ impl Scheduler {
             client: &self.client,
             budget: source.budget.clone(),
             policy: self.policy,
+            timeout: source.timeout,
             history: &history,
             pulled_at,
         };
