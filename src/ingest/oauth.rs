@@ -208,6 +208,13 @@ mod tests {
         assert_eq!(t.expires_at, at("2026-01-03T10:59:59Z"));
         assert!(t.is_fresh(at("2026-01-03T10:58:00Z")));
         assert!(!t.is_fresh(at("2026-01-03T10:59:30Z")));
+        let apple = parse_token_response(
+            &crate::test_support::fixture("apple_search_ads", "token.json"),
+            "apple_search_ads.oauth",
+            now,
+        )
+        .unwrap();
+        assert_eq!(apple.expires_at, at("2026-01-03T11:00:00Z"));
         let cut = parse_token_response(br#"{"access_token":"ya29.abc","expi"#, "x", now).unwrap_err();
         assert!(cut.retryable, "{cut}");
         let mac = parse_token_response(br#"{"access_token":"a","token_type":"MAC"}"#, "x", now)

@@ -150,8 +150,10 @@ pub fn error_body(
     detail: &str,
     retry_delay_secs: Option<u64>,
 ) -> String {
+    let mut kind = Map::new();
+    kind.insert(error_code.0.to_string(), json!(error_code.1));
     let mut error = json!({
-        "errorCode": { error_code.0: error_code.1 },
+        "errorCode": kind,
         "message": detail,
     });
     if let Some(secs) = retry_delay_secs {
