@@ -305,7 +305,7 @@ async fn an_expired_token_is_refreshed_once() {
     let err = h.pull(&c, day).await.unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("UNAUTHORIZED"), "{msg}");
-    assert_eq!(dead.requests("apple_search_ads/"), 2, "one refresh, not a loop");
+    assert_eq!(c.tokens_fetched(), 2, "one refresh, not a loop");
     assert_no_secrets(&msg);
 }
 

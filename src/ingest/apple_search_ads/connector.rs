@@ -71,6 +71,11 @@ impl AppleSearchAdsConnector {
         })
     }
 
+    /// Access tokens fetched so far (0 for a connector over another client).
+    pub fn tokens_fetched(&self) -> u32 {
+        self.auth.as_deref().map_or(0, AppleAuth::tokens_fetched)
+    }
+
     /// Why the configured private key cannot sign, if it cannot.
     pub fn key_problem(&self) -> Option<&str> {
         self.auth.as_deref().and_then(AppleAuth::key_problem)
