@@ -139,7 +139,17 @@ async fn world_cells(lake: &Lake, from: NaiveDate, to: NaiveDate) -> Cells {
         .with_column(col("dt").cast(DataType::Int32))
         .collect()
         .unwrap();
-    cells(&df, "dt", ["spend_micros", "impressions", "clicks", "installs", "view_installs"])
+    cells(
+        &df,
+        "dt",
+        [
+            "spend_micros",
+            "impressions",
+            "clicks",
+            "installs",
+            "view_installs",
+        ],
+    )
 }
 
 fn cells(df: &DataFrame, date: &str, metrics: [&str; 5]) -> Cells {
@@ -177,7 +187,13 @@ fn pulled_cells(p: &Pulled) -> Cells {
     cells(
         &df,
         "date",
-        ["local_spend_micros", "impressions", "taps", "tap_installs", "view_installs"],
+        [
+            "local_spend_micros",
+            "impressions",
+            "taps",
+            "tap_installs",
+            "view_installs",
+        ],
     )
 }
 
@@ -209,14 +225,22 @@ async fn a_day_equals_the_world_through_throttling_and_server_errors() {
     assert_eq!(c.key_problem(), None);
     let day = d("2026-01-02");
     let pulled = h.pull(&c, day).await.unwrap();
-    assert_eq!((pulled.calls, pulled.retries), (4, 2), "a token, then 429, 500 and the page");
+    assert_eq!(
+        (pulled.calls, pulled.retries),
+        (4, 2),
+        "a token, then 429, 500 and the page"
+    );
     let world = world_cells(&lake, day, day).await;
     assert!(world.len() >= 2, "the world buys on Apple Search Ads");
     assert_eq!(pulled_cells(&pulled), world);
     // The rest of the world's days reuse the token.
     for day in [d("2026-01-01"), d("2026-01-03")] {
         let p = h.pull(&c, day).await.unwrap();
-        assert_eq!(pulled_cells(&p), world_cells(&lake, day, day).await, "{day}");
+        assert_eq!(
+            pulled_cells(&p),
+            world_cells(&lake, day, day).await,
+            "{day}"
+        );
     }
     assert_eq!(server.requests("apple_search_ads/"), 5);
     assert_eq!(c.streams()[0].name, STREAM);
@@ -235,7 +259,11 @@ async fn paging_and_range_splitting_fetch_every_campaign_day_once() {
     let (from, to) = (d("2026-01-01"), d("2026-01-03"));
     let pulled = v5.campaign_days(&h.ctx(), from, to).await.unwrap();
     let world = world_cells(&lake, from, to).await;
-    assert_eq!(pulled_cells(&pulled), world, "every campaign day exactly once");
+    assert_eq!(
+        pulled_cells(&pulled),
+        world,
+        "every campaign day exactly once"
+    );
     let windows = [(from, d("2026-01-02")), (to, to)];
     let pages: usize = windows
         .iter()
@@ -290,7 +318,11 @@ async fn an_expired_token_is_refreshed_once() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     let pulled = h.pull(&c, day).await.unwrap();
     assert_eq!(a.tokens_fetched(), 2);
-    assert_eq!((pulled.calls, pulled.retries), (3, 1), "401, a new token, the page");
+    assert_eq!(
+        (pulled.calls, pulled.retries),
+        (3, 1),
+        "401, a new token, the page"
+    );
     assert_eq!(pulled_cells(&pulled), world_cells(&lake, day, day).await);
 
     let dead = start(
@@ -326,8 +358,14 @@ async fn cut_and_broken_pages_and_wrong_keys_fail_cleanly() {
     let day = d("2026-01-02");
     let err = h.pull(&c, day).await.unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, PullError::Parse(ref e) if !e.retryable), "{msg}");
-    assert!(msg.contains("apple_search_ads.campaign_daily dt=2026-01-02"), "{msg}");
+    assert!(
+        matches!(err, PullError::Parse(ref e) if !e.retryable),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("apple_search_ads.campaign_daily dt=2026-01-02"),
+        "{msg}"
+    );
     assert_no_secrets(&msg);
     let pulled = h.pull(&c, day).await.unwrap();
     assert_eq!(pulled_cells(&pulled), world_cells(&lake, day, day).await);
@@ -344,6 +382,9 @@ async fn cut_and_broken_pages_and_wrong_keys_fail_cleanly() {
     assert!(msg.contains("invalid_client"), "{msg}");
     assert_no_secrets(&msg);
     // A key that is not a key is named before any call.
-    let broken = auth(&server, "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----");
+    let broken = auth(
+        &server,
+        "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----",
+    );
     assert!(broken.key_problem().is_some());
 }

@@ -123,11 +123,7 @@ async fn world_day(lake: &Lake, d: NaiveDate) -> (i64, i64, i64, i64, i64, usize
         .collect()
         .unwrap();
     let sum = |c: &str| df.column(c).unwrap().i64().unwrap().sum().unwrap_or(0);
-    let campaigns = df
-        .column("campaign_id")
-        .unwrap()
-        .n_unique()
-        .unwrap();
+    let campaigns = df.column("campaign_id").unwrap().n_unique().unwrap();
     (
         sum("spend_micros"),
         sum("impressions"),
@@ -141,7 +137,13 @@ async fn world_day(lake: &Lake, d: NaiveDate) -> (i64, i64, i64, i64, i64, usize
 fn pulled_day(p: &Pulled) -> (i64, i64, i64, i64, i64, usize) {
     let df = concat_frames(p);
     let sum = |c: &str| df.column(c).unwrap().i64().unwrap().sum().unwrap_or(0);
-    let conversions = df.column("conversions").unwrap().f64().unwrap().sum().unwrap_or(0.0);
+    let conversions = df
+        .column("conversions")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .sum()
+        .unwrap_or(0.0);
     (
         sum("cost_micros"),
         sum("impressions"),
@@ -195,7 +197,10 @@ async fn a_day_equals_the_world_through_throttling_and_server_errors() {
         "a token, then 429, 503 and the stream"
     );
     let world = world_day(&lake, day()).await;
-    assert!(world.5 >= 2 && world.0 > 0, "the world buys on Google Ads: {world:?}");
+    assert!(
+        world.5 >= 2 && world.0 > 0,
+        "the world buys on Google Ads: {world:?}"
+    );
     assert_eq!(pulled_day(&pulled), world);
 
     let df = concat_frames(&pulled);
@@ -246,8 +251,14 @@ async fn cut_and_broken_streams_end_in_the_same_rows_or_a_clean_error() {
     // The cut body is pulled again; the broken one that follows fails the pull, naming it.
     let err = h.pull(&c, day()).await.unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, PullError::Parse(ref e) if !e.retryable), "{msg}");
-    assert!(msg.contains("google_ads.campaign_daily dt=2026-01-02"), "{msg}");
+    assert!(
+        matches!(err, PullError::Parse(ref e) if !e.retryable),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("google_ads.campaign_daily dt=2026-01-02"),
+        "{msg}"
+    );
     assert_no_secrets(&msg);
     assert_eq!(server.requests("google_ads/"), 2);
     // The next run gets the whole day.
@@ -303,7 +314,10 @@ async fn wrong_credentials_and_spent_quotas_fail_cleanly() {
     let wrong = "wrong-refresh-token-value";
     let err = h.pull(&connector(&server, wrong), day()).await.unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("invalid_grant") && !msg.contains(wrong), "{msg}");
+    assert!(
+        msg.contains("invalid_grant") && !msg.contains(wrong),
+        "{msg}"
+    );
     assert!(!err.is_deferral());
     assert_no_secrets(&msg);
 
@@ -319,7 +333,10 @@ async fn wrong_credentials_and_spent_quotas_fail_cleanly() {
     .unwrap();
     let err = h.pull(&other, day()).await.unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("USER_PERMISSION_DENIED") && msg.contains("2000000002"), "{msg}");
+    assert!(
+        msg.contains("USER_PERMISSION_DENIED") && msg.contains("2000000002"),
+        "{msg}"
+    );
     assert_no_secrets(&msg);
 
     // Google's daily operations quota: a twelve-hour retryDelay defers instead of sleeping.
@@ -333,7 +350,10 @@ async fn wrong_credentials_and_spent_quotas_fail_cleanly() {
     .await;
     let started = Instant::now();
     let err = h
-        .pull(&connector(&spent, credentials::GOOGLE_ADS_REFRESH_TOKEN), day())
+        .pull(
+            &connector(&spent, credentials::GOOGLE_ADS_REFRESH_TOKEN),
+            day(),
+        )
         .await
         .unwrap_err();
     assert!(err.is_deferral(), "{err}");

@@ -137,7 +137,11 @@ impl TokenCache {
 
     /// A fresh token: the cached one, or a new one from `fetch` (which returns the token and
     /// the calls it cost). Returns the token and the calls spent here (0 when cached).
-    pub async fn get<F, Fut>(&self, now: DateTime<Utc>, fetch: F) -> Result<(Secret, u32), PullError>
+    pub async fn get<F, Fut>(
+        &self,
+        now: DateTime<Utc>,
+        fetch: F,
+    ) -> Result<(Secret, u32), PullError>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<(AccessToken, u32), PullError>>,
@@ -215,7 +219,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(apple.expires_at, at("2026-01-03T11:00:00Z"));
-        let cut = parse_token_response(br#"{"access_token":"ya29.abc","expi"#, "x", now).unwrap_err();
+        let cut =
+            parse_token_response(br#"{"access_token":"ya29.abc","expi"#, "x", now).unwrap_err();
         assert!(cut.retryable, "{cut}");
         let mac = parse_token_response(br#"{"access_token":"a","token_type":"MAC"}"#, "x", now)
             .unwrap_err();
@@ -231,7 +236,10 @@ mod tests {
             &h,
             br#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#,
         );
-        assert!(matches!(&v, Verdict::Fatal(m) if m.contains("invalid_grant") && m.contains("revoked")), "{v:?}");
+        assert!(
+            matches!(&v, Verdict::Fatal(m) if m.contains("invalid_grant") && m.contains("revoked")),
+            "{v:?}"
+        );
         assert!(matches!(
             token_verdict(reqwest::StatusCode::SERVICE_UNAVAILABLE, &h, b""),
             Verdict::Retry { .. }
@@ -267,7 +275,9 @@ mod tests {
         // Stale near the end of its life: fetched again.
         let late = hour - chrono::TimeDelta::seconds(30);
         let (b, _) = cache
-            .get(late, || async { Ok((token("b", late + chrono::TimeDelta::hours(1)), 1)) })
+            .get(late, || async {
+                Ok((token("b", late + chrono::TimeDelta::hours(1)), 1))
+            })
             .await
             .unwrap();
         assert_eq!(b.expose(), "b");
@@ -282,7 +292,10 @@ mod tests {
     #[test]
     fn proto_durations() {
         assert_eq!(parse_proto_duration("30s"), Some(Duration::from_secs(30)));
-        assert_eq!(parse_proto_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_proto_duration("1.5s"),
+            Some(Duration::from_millis(1500))
+        );
         assert_eq!(parse_proto_duration("30"), None);
         assert_eq!(parse_proto_duration("-1s"), None);
     }

@@ -95,7 +95,12 @@ impl AppleAuth {
     }
 
     /// A fresh access token and the calls spent getting it (0 when cached).
-    pub async fn token(&self, ctx: &PullContext<'_>, stream: &str, partition: &str) -> Result<(Secret, u32), PullError> {
+    pub async fn token(
+        &self,
+        ctx: &PullContext<'_>,
+        stream: &str,
+        partition: &str,
+    ) -> Result<(Secret, u32), PullError> {
         self.tokens
             .get(Utc::now(), || self.fetch(ctx, stream, partition))
             .await
@@ -106,7 +111,12 @@ impl AppleAuth {
         self.tokens.invalidate(refused).await;
     }
 
-    async fn fetch(&self, ctx: &PullContext<'_>, stream: &str, partition: &str) -> Result<(AccessToken, u32), PullError> {
+    async fn fetch(
+        &self,
+        ctx: &PullContext<'_>,
+        stream: &str,
+        partition: &str,
+    ) -> Result<(AccessToken, u32), PullError> {
         let signer = self.signer.as_ref().map_err(|m| PullError::Source {
             stream: stream.to_string(),
             partition: partition.to_string(),
@@ -157,7 +167,9 @@ mod tests {
             Secret::new("SEARCHADS.c"),
             Secret::new("SEARCHADS.t"),
             Secret::new("k"),
-            Secret::new("-----BEGIN EC PRIVATE KEY-----\nAAAAsecretish\n-----END EC PRIVATE KEY-----"),
+            Secret::new(
+                "-----BEGIN EC PRIVATE KEY-----\nAAAAsecretish\n-----END EC PRIVATE KEY-----",
+            ),
         );
         let problem = auth.key_problem().unwrap_or_default().to_string();
         assert!(problem.contains("EC PRIVATE KEY"), "{problem}");

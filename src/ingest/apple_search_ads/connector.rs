@@ -28,7 +28,8 @@ pub struct AppleSearchAdsConnector {
 
 impl std::fmt::Debug for AppleSearchAdsConnector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppleSearchAdsConnector").finish_non_exhaustive()
+        f.debug_struct("AppleSearchAdsConnector")
+            .finish_non_exhaustive()
     }
 }
 
@@ -94,7 +95,12 @@ impl Connector for AppleSearchAdsConnector {
 
     /// Pages expected from the most campaigns a recent day had (one page of up to 1000
     /// campaigns for most orgs), plus a token request when none is held.
-    fn plan(&self, _stream: &StreamSpec, _day: NaiveDate, history: &StreamState) -> Vec<PlannedCalls> {
+    fn plan(
+        &self,
+        _stream: &StreamSpec,
+        _day: NaiveDate,
+        history: &StreamState,
+    ) -> Vec<PlannedCalls> {
         let campaigns = history
             .partitions
             .values()

@@ -50,7 +50,9 @@ fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         if n == 0 || n > 2 || rest.len() < n {
             return None;
         }
-        let len = rest[..n].iter().fold(0usize, |a, b| (a << 8) | usize::from(*b));
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |a, b| (a << 8) | usize::from(*b));
         (len, &rest[n..])
     };
     if rest.len() < len {
@@ -271,7 +273,8 @@ pub fn verify_client_secret(
     now: DateTime<Utc>,
 ) -> Result<Claims, KeyError> {
     let mut parts = jwt.split('.');
-    let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(c), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(bad("the client secret is not a JWT of three parts"));
     };
@@ -323,9 +326,13 @@ mod tests {
 
     #[test]
     fn a_signed_secret_verifies_with_the_public_key_and_carries_the_claims() {
-        let signer =
-            ClientSecretSigner::new(APPLE_PRIVATE_KEY_PEM, APPLE_CLIENT_ID, APPLE_TEAM_ID, APPLE_KEY_ID)
-                .unwrap();
+        let signer = ClientSecretSigner::new(
+            APPLE_PRIVATE_KEY_PEM,
+            APPLE_CLIENT_ID,
+            APPLE_TEAM_ID,
+            APPLE_KEY_ID,
+        )
+        .unwrap();
         let jwt = signer.client_secret(now()).unwrap();
         let point = public_key_point(APPLE_PUBLIC_KEY_PEM).unwrap();
         let claims = verify_client_secret(&jwt, &point, APPLE_KEY_ID, now()).unwrap();
@@ -335,10 +342,15 @@ mod tests {
         assert_eq!(claims.exp - claims.iat, 3600);
         // The header is exactly what Apple documents.
         let header: serde_json::Value = serde_json::from_slice(
-            &URL_SAFE_NO_PAD.decode(jwt.split('.').next().unwrap()).unwrap(),
+            &URL_SAFE_NO_PAD
+                .decode(jwt.split('.').next().unwrap())
+                .unwrap(),
         )
         .unwrap();
-        assert_eq!(header, serde_json::json!({"alg": "ES256", "kid": APPLE_KEY_ID}));
+        assert_eq!(
+            header,
+            serde_json::json!({"alg": "ES256", "kid": APPLE_KEY_ID})
+        );
 
         // Expired, tampered, or another key id: refused.
         let later = now() + chrono::TimeDelta::hours(2);
@@ -357,7 +369,8 @@ mod tests {
     #[test]
     fn pkcs8_keys_sign_too_and_bad_pems_are_named_without_key_material() {
         let pkcs8 = include_str!("../../../fixtures/apple_search_ads/private_key_pkcs8.pem");
-        let signer = ClientSecretSigner::new(pkcs8, APPLE_CLIENT_ID, APPLE_TEAM_ID, APPLE_KEY_ID).unwrap();
+        let signer =
+            ClientSecretSigner::new(pkcs8, APPLE_CLIENT_ID, APPLE_TEAM_ID, APPLE_KEY_ID).unwrap();
         let point = public_key_point(APPLE_PUBLIC_KEY_PEM).unwrap();
         let jwt = signer.client_secret(now()).unwrap();
         assert!(verify_client_secret(&jwt, &point, APPLE_KEY_ID, now()).is_ok());

@@ -52,7 +52,10 @@ pub struct CampaignManagementV5 {
 impl CampaignManagementV5 {
     pub fn new(base_url: &str, org_id: u64, auth: Arc<AppleAuth>) -> Self {
         CampaignManagementV5 {
-            url: format!("{}/api/v5/reports/campaigns", base_url.trim_end_matches('/')),
+            url: format!(
+                "{}/api/v5/reports/campaigns",
+                base_url.trim_end_matches('/')
+            ),
             org_id: org_id.to_string(),
             auth,
             page_size: LARGEST_PAGE,
@@ -138,7 +141,11 @@ impl CampaignManagementV5 {
                     return Ok(page);
                 }
                 Err(_) if !refreshed && refused.load(Ordering::Relaxed) => {
-                    tracing::warn!(stream = STREAM, partition, "Access token refused; fetching a new one.");
+                    tracing::warn!(
+                        stream = STREAM,
+                        partition,
+                        "Access token refused; fetching a new one."
+                    );
                     pulled.calls += 1;
                     pulled.retries += 1;
                     refreshed = true;
@@ -168,7 +175,9 @@ impl CampaignReports for CampaignManagementV5 {
             let mut offset = 0u64;
             let mut seen: HashSet<String> = HashSet::new();
             loop {
-                let page = self.page(ctx, window, offset, &partition, &mut pulled).await?;
+                let page = self
+                    .page(ctx, window, offset, &partition, &mut pulled)
+                    .await?;
                 // Paging must neither repeat nor skip: a campaign on two pages means the
                 // report moved under us, and its rows would be counted twice.
                 let ids = page
@@ -216,8 +225,8 @@ impl CampaignReports for CampaignManagementV5 {
 
     fn planned_calls(&self, days: u32, campaigns: u64) -> Vec<PlannedCalls> {
         let windows = days.div_ceil(self.max_days).max(1);
-        let pages = u32::try_from(campaigns.div_ceil(u64::from(self.page_size)).max(1))
-            .unwrap_or(u32::MAX);
+        let pages =
+            u32::try_from(campaigns.div_ceil(u64::from(self.page_size)).max(1)).unwrap_or(u32::MAX);
         let mut calls = vec![PlannedCalls {
             scope: SCOPE.to_string(),
             calls: windows.saturating_mul(pages),

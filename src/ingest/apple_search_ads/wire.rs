@@ -59,7 +59,13 @@ impl ReportZone {
 
 /// The report request for `[start, end]` (inclusive days), one page. Rows are ordered by
 /// campaign id so that consecutive pages neither repeat nor skip a campaign.
-pub fn request_body(start: NaiveDate, end: NaiveDate, offset: u64, limit: u32, zone: ReportZone) -> Value {
+pub fn request_body(
+    start: NaiveDate,
+    end: NaiveDate,
+    offset: u64,
+    limit: u32,
+    zone: ReportZone,
+) -> Value {
     json!({
         "startTime": start.format("%Y-%m-%d").to_string(),
         "endTime": end.format("%Y-%m-%d").to_string(),
@@ -144,7 +150,11 @@ pub fn parse_page(
             e.line(),
             e.column()
         ));
-        if e.is_eof() { problem.truncated() } else { problem }
+        if e.is_eof() {
+            problem.truncated()
+        } else {
+            problem
+        }
     })?;
     if let Some(e) = error_summary(&doc) {
         return Err(err(format!("the report is an error: {e}")));
@@ -163,7 +173,9 @@ pub fn parse_page(
         }
     };
     if doc.get("data").is_none() {
-        return Err(err("the body has no data object: not a report response".into()));
+        return Err(err(
+            "the body has no data object: not a report response".into()
+        ));
     }
 
     let mut c = Columns::default();
@@ -209,7 +221,10 @@ pub fn parse_page(
         for (k, day) in days.iter().enumerate() {
             let path = |f: &str| format!("granularity[{k}].{f}");
             let Some(day) = day.as_object() else {
-                return Err(fail(&format!("granularity[{k}]"), "is not an object".into()));
+                return Err(fail(
+                    &format!("granularity[{k}]"),
+                    "is not an object".into(),
+                ));
             };
             let date_text = day
                 .get("date")
@@ -241,8 +256,7 @@ pub fn parse_page(
                     _ => None,
                 })
                 .ok_or_else(|| fail(&path("localSpend.amount"), "is missing".into()))?;
-            let micros =
-                exact_micros(&amount).map_err(|m| fail(&path("localSpend.amount"), m))?;
+            let micros = exact_micros(&amount).map_err(|m| fail(&path("localSpend.amount"), m))?;
             let currency = spend
                 .get("currency")
                 .and_then(Value::as_str)
@@ -285,7 +299,8 @@ pub fn parse_page(
         }
     }
     let campaigns = rows.len() as u64;
-    let frame = build_frame(c, org_id, pulled_at).map_err(|e| err(format!("building the frame: {e}")))?;
+    let frame =
+        build_frame(c, org_id, pulled_at).map_err(|e| err(format!("building the frame: {e}")))?;
     Ok(Page {
         frame,
         campaigns,
@@ -331,7 +346,11 @@ pub fn error_summary(doc: &Value) -> Option<String> {
             .map(|e| {
                 let code = e.get("messageCode").and_then(Value::as_str).unwrap_or("?");
                 let message = e.get("message").and_then(Value::as_str).unwrap_or("");
-                match e.get("field").and_then(Value::as_str).filter(|f| !f.is_empty()) {
+                match e
+                    .get("field")
+                    .and_then(Value::as_str)
+                    .filter(|f| !f.is_empty())
+                {
                     Some(f) => format!("{code}: {message} (field {f})"),
                     None => format!("{code}: {message}"),
                 }
@@ -343,7 +362,11 @@ pub fn error_summary(doc: &Value) -> Option<String> {
 
 /// How an Apple Search Ads response reads: 2xx done; 429 and 5xx retried after `Retry-After`
 /// when sent; anything else fatal, with Apple's `messageCode` and message.
-pub fn verdict(status: reqwest::StatusCode, headers: &reqwest::header::HeaderMap, body: &[u8]) -> Verdict {
+pub fn verdict(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+) -> Verdict {
     if status.is_success() {
         return Verdict::Done;
     }

@@ -208,7 +208,12 @@ impl Connector for GoogleAdsConnector {
 
     /// One `searchStream` call per customer whatever the volume (the stream carries every
     /// row), plus a token request when no fresh token is held.
-    fn plan(&self, _stream: &StreamSpec, _day: NaiveDate, _history: &StreamState) -> Vec<PlannedCalls> {
+    fn plan(
+        &self,
+        _stream: &StreamSpec,
+        _day: NaiveDate,
+        _history: &StreamState,
+    ) -> Vec<PlannedCalls> {
         let mut calls = vec![PlannedCalls {
             scope: SCOPE.to_string(),
             calls: u32::try_from(self.customer_ids.len()).unwrap_or(u32::MAX),
@@ -252,7 +257,10 @@ mod tests {
     #[test]
     fn the_token_endpoint_follows_the_api_root() {
         assert_eq!(token_url_for(API_ROOT), TOKEN_URL);
-        assert_eq!(token_url_for("https://googleads.googleapis.com/"), TOKEN_URL);
+        assert_eq!(
+            token_url_for("https://googleads.googleapis.com/"),
+            TOKEN_URL
+        );
         assert_eq!(
             token_url_for("http://127.0.0.1:4000/google_ads/"),
             "http://127.0.0.1:4000/google_ads/token"

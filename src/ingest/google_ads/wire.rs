@@ -174,13 +174,19 @@ pub fn parse_search_stream(
             e.line(),
             e.column()
         ));
-        if e.is_eof() { problem.truncated() } else { problem }
+        if e.is_eof() {
+            problem.truncated()
+        } else {
+            problem
+        }
     })?;
     let Value::Array(batches) = doc else {
         if let Some(e) = ApiError::from_value(&doc) {
             return Err(err(format!("the stream is an error: {}", e.summary())));
         }
-        return Err(err("the searchStream body is not a JSON array of batches".into()));
+        return Err(err(
+            "the searchStream body is not a JSON array of batches".into()
+        ));
     };
 
     let mut c = Columns::default();
@@ -221,9 +227,10 @@ pub fn parse_search_stream(
                 }
                 Ok(s)
             };
-            let optional_text = |v: Option<&Value>, path: &str| -> Result<Option<String>, ParseError> {
-                v.map(|v| text(v).map_err(|m| fail(path, m))).transpose()
-            };
+            let optional_text =
+                |v: Option<&Value>, path: &str| -> Result<Option<String>, ParseError> {
+                    v.map(|v| text(v).map_err(|m| fail(path, m))).transpose()
+                };
             let count = |v: Option<&Value>, path: &str| -> Result<i64, ParseError> {
                 v.map(|v| int64(v).map_err(|m| fail(path, m)))
                     .transpose()
@@ -285,10 +292,8 @@ pub fn parse_search_stream(
                 ));
             }
             // Whatever is left (resource names, fields a future query adds) is kept as sent.
-            let extra: serde_json::Map<String, Value> = leaves
-                .into_iter()
-                .map(|(k, v)| (k, v.clone()))
-                .collect();
+            let extra: serde_json::Map<String, Value> =
+                leaves.into_iter().map(|(k, v)| (k, v.clone())).collect();
 
             c.customer_id.push(customer);
             c.currency.push(currency);
@@ -444,7 +449,11 @@ impl ApiError {
 /// that wait is longer than [`LONGEST_WAIT`] (the daily operations quota); 5xx is retried;
 /// anything else (bad query, missing permission, refused credentials) is fatal with Google's
 /// own status, error codes and message.
-pub fn verdict(status: reqwest::StatusCode, headers: &reqwest::header::HeaderMap, body: &[u8]) -> Verdict {
+pub fn verdict(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+) -> Verdict {
     if status.is_success() {
         return Verdict::Done;
     }
@@ -487,11 +496,7 @@ pub fn verdict(status: reqwest::StatusCode, headers: &reqwest::header::HeaderMap
 pub fn is_token_refusal(status: reqwest::StatusCode, body: &[u8]) -> bool {
     status.as_u16() == 401
         && ApiError::from_body(body).is_none_or(|e| {
-            e.is_unauthenticated()
-                && !e
-                    .error_codes
-                    .iter()
-                    .any(|c| c.contains("DEVELOPER_TOKEN"))
+            e.is_unauthenticated() && !e.error_codes.iter().any(|c| c.contains("DEVELOPER_TOKEN"))
         })
 }
 

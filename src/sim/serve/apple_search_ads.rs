@@ -29,7 +29,11 @@ fn money(micros: i64, currency: &str) -> Value {
 
 /// A per-unit price in whole cents (Apple shows averages rounded to cents).
 fn per(micros: i64, n: i64, currency: &str) -> Value {
-    let cents = if n == 0 { 0 } else { (micros / n + 5_000) / 10_000 };
+    let cents = if n == 0 {
+        0
+    } else {
+        (micros / n + 5_000) / 10_000
+    };
     money(cents * 10_000, currency)
 }
 
@@ -93,7 +97,12 @@ fn metadata(first: &CampaignDay, org_id: u64) -> Value {
 
 /// One page of the campaign report over `days` (already filtered to the requested range):
 /// campaign rows `offset..offset+limit` and the pagination block.
-pub fn render_report_page(days: &[CampaignDay], org_id: u64, offset: usize, limit: usize) -> String {
+pub fn render_report_page(
+    days: &[CampaignDay],
+    org_id: u64,
+    offset: usize,
+    limit: usize,
+) -> String {
     let mut campaigns: BTreeMap<(usize, String), Vec<&CampaignDay>> = BTreeMap::new();
     for d in days {
         campaigns.entry(id_key(&d.campaign_id)).or_default().push(d);
@@ -174,14 +183,25 @@ mod tests {
         let mut ids = Vec::new();
         for offset in [0, 2] {
             let body = render_report_page(&days, ORG_ID, offset, 2);
-            let page = parse_page(body.as_bytes(), "1000001", Utc::now(), "p", offset as u64).unwrap();
+            let page =
+                parse_page(body.as_bytes(), "1000001", Utc::now(), "p", offset as u64).unwrap();
             assert_eq!(page.total_results, 3);
-            spend += page.frame.column("local_spend_micros").unwrap().i64().unwrap().sum().unwrap();
+            spend += page
+                .frame
+                .column("local_spend_micros")
+                .unwrap()
+                .i64()
+                .unwrap()
+                .sum()
+                .unwrap();
             ids.extend(crate::test_support::strs(&page.frame, "campaign_id"));
         }
         assert_eq!(spend, 1_234_567 + 5_000_000 + 10 + 7_777_777_777);
         let ids: Vec<String> = ids.into_iter().map(Option::unwrap).collect();
         assert_eq!(ids, ["900", "900", "1000", "20000"], "numeric id order");
-        assert_eq!(range_days("2026-01-01".parse().unwrap(), "2026-03-31".parse().unwrap()), Some(90));
+        assert_eq!(
+            range_days("2026-01-01".parse().unwrap(), "2026-03-31".parse().unwrap()),
+            Some(90)
+        );
     }
 }

@@ -159,15 +159,16 @@ pub async fn account(
         return Ok(None);
     }
     let get = |name: &str| -> Option<String> {
-        df.column(name)
-            .ok()?
-            .str()
-            .ok()?
-            .get(0)
-            .map(str::to_string)
+        df.column(name).ok()?.str().ok()?.get(0).map(str::to_string)
     };
-    Ok(match (get("account_id"), get("account_currency"), get("account_timezone")) {
-        (Some(a), Some(c), Some(z)) => Some((a, c, z)),
-        _ => None,
-    })
+    Ok(
+        match (
+            get("account_id"),
+            get("account_currency"),
+            get("account_timezone"),
+        ) {
+            (Some(a), Some(c), Some(z)) => Some((a, c, z)),
+            _ => None,
+        },
+    )
 }

@@ -208,7 +208,9 @@ mod tests {
     #[test]
     fn rendered_streams_parse_back_to_the_same_numbers() {
         let fields: Vec<String> = FIELDS.iter().map(|(f, _)| f.to_string()).collect();
-        let days: Vec<CampaignDay> = (0..7).map(|i| day(&format!("9{i}"), i * 1_500_000)).collect();
+        let days: Vec<CampaignDay> = (0..7)
+            .map(|i| day(&format!("9{i}"), i * 1_500_000))
+            .collect();
         let body = render_search_stream(&days, CUSTOMER_ID, &fields, "r1");
         let doc: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(doc.as_array().unwrap().len(), 3, "batches of {BATCH_ROWS}");
@@ -219,7 +221,13 @@ mod tests {
         let pulled: DateTime<Utc> = Utc::now();
         let df = parse_search_stream(body.as_bytes(), pulled, "dt=2026-01-02", None).unwrap();
         assert_eq!(df.height(), 7);
-        let spend: i64 = df.column("cost_micros").unwrap().i64().unwrap().sum().unwrap();
+        let spend: i64 = df
+            .column("cost_micros")
+            .unwrap()
+            .i64()
+            .unwrap()
+            .sum()
+            .unwrap();
         assert_eq!(spend, (0..7).map(|i| i * 1_500_000).sum::<i64>());
         let empty = render_search_stream(&[], CUSTOMER_ID, &fields, "r2");
         assert_eq!(

@@ -17,7 +17,9 @@ use serde_json::Value;
 
 use super::{Fault, ServerState, answer, credentials, tokens, world_error};
 use crate::ingest::apple_search_ads::jwt::{public_key_point, verify_client_secret};
-use crate::sim::serve::apple_search_ads::{CHANNEL, ORG_ID, error_body, range_days, render_report_page};
+use crate::sim::serve::apple_search_ads::{
+    CHANNEL, ORG_ID, error_body, range_days, render_report_page,
+};
 use crate::sim::serve::campaign_days::{account, campaign_days};
 
 const TOKEN_PREFIX: &str = "asa-sim-";
@@ -33,15 +35,19 @@ fn json(status: StatusCode, body: String) -> Response {
 }
 
 fn oauth_error(code: &str) -> Response {
-    json(StatusCode::BAD_REQUEST, serde_json::json!({ "error": code }).to_string())
+    json(
+        StatusCode::BAD_REQUEST,
+        serde_json::json!({ "error": code }).to_string(),
+    )
 }
 
 /// Apple documents the parameters in the query string of a form POST; the form body is read
 /// too, as OAuth servers do.
 async fn token(RawQuery(query): RawQuery, body: Bytes) -> Response {
-    let mut params: Vec<(String, String)> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .into_owned()
-        .collect();
+    let mut params: Vec<(String, String)> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
     params.extend(url::form_urlencoded::parse(&body).into_owned());
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     if get("grant_type") != Some("client_credentials") {
@@ -56,20 +62,25 @@ async fn token(RawQuery(query): RawQuery, body: Bytes) -> Response {
     let Ok(point) = public_key_point(credentials::APPLE_PUBLIC_KEY_PEM) else {
         return world_error("the simulated client's public key does not parse");
     };
-    let verified = get("client_secret")
-        .ok_or(())
-        .and_then(|jwt| verify_client_secret(jwt, &point, credentials::APPLE_KEY_ID, Utc::now()).map_err(|_| ()));
+    let verified = get("client_secret").ok_or(()).and_then(|jwt| {
+        verify_client_secret(jwt, &point, credentials::APPLE_KEY_ID, Utc::now()).map_err(|_| ())
+    });
     match verified {
-        Ok(claims) if claims.sub == credentials::APPLE_CLIENT_ID && claims.iss == credentials::APPLE_TEAM_ID => json(
-            StatusCode::OK,
-            serde_json::json!({
-                "access_token": tokens::issue(TOKEN_PREFIX),
-                "token_type": "Bearer",
-                "expires_in": tokens::CLAIMED_LIFE.as_secs(),
-                "scope": "searchadsorg",
-            })
-            .to_string(),
-        ),
+        Ok(claims)
+            if claims.sub == credentials::APPLE_CLIENT_ID
+                && claims.iss == credentials::APPLE_TEAM_ID =>
+        {
+            json(
+                StatusCode::OK,
+                serde_json::json!({
+                    "access_token": tokens::issue(TOKEN_PREFIX),
+                    "token_type": "Bearer",
+                    "expires_in": tokens::CLAIMED_LIFE.as_secs(),
+                    "scope": "searchadsorg",
+                })
+                .to_string(),
+            )
+        }
         _ => oauth_error("invalid_client"),
     }
 }
@@ -78,9 +89,18 @@ fn api_error(status: StatusCode, code: &str, message: &str, field: &str) -> Resp
     json(status, error_body(code, message, field))
 }
 
-async fn campaigns(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn campaigns(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if !tokens::bearer_alive(&headers, TOKEN_PREFIX, state.faults.token_lifetime) {
-        return api_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "Invalid token", "");
+        return api_error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "Invalid token",
+            "",
+        );
     }
     let world_account = match account(&state.lake, CHANNEL).await {
         Ok(a) => a,
@@ -103,21 +123,36 @@ async fn campaigns(State(state): State<Arc<ServerState>>, headers: HeaderMap, bo
         }
     };
     match state.admit("apple_search_ads/reports/campaigns").await {
-        Fault::Throttle | Fault::QuotaSpent => {
-            return (
-                StatusCode::TOO_MANY_REQUESTS,
-                [(header::CONTENT_TYPE, "application/json"), (header::RETRY_AFTER, "1")],
-                error_body("TOO_MANY_REQUESTS", "You have exceeded the rate limit for this API. Try again later.", ""),
-            )
-                .into_response();
-        }
-        Fault::ServerError => {
-            return api_error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", "An internal error occurred.", "");
-        }
+        Fault::Throttle | Fault::QuotaSpent => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::RETRY_AFTER, "1"),
+            ],
+            error_body(
+                "TOO_MANY_REQUESTS",
+                "You have exceeded the rate limit for this API. Try again later.",
+                "",
+            ),
+        )
+            .into_response(),
+        Fault::ServerError => api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_ERROR",
+            "An internal error occurred.",
+            "",
+        ),
         fault => {
             let request: Value = match serde_json::from_slice(&body) {
                 Ok(v) => v,
-                Err(_) => return api_error(StatusCode::BAD_REQUEST, "INVALID_JSON_REQUEST", "The request body is not valid JSON", ""),
+                Err(_) => {
+                    return api_error(
+                        StatusCode::BAD_REQUEST,
+                        "INVALID_JSON_REQUEST",
+                        "The request body is not valid JSON",
+                        "",
+                    );
+                }
             };
             let date = |k: &str| {
                 request
@@ -126,28 +161,67 @@ async fn campaigns(State(state): State<Arc<ServerState>>, headers: HeaderMap, bo
                     .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
             };
             let (Some(start), Some(end)) = (date("startTime"), date("endTime")) else {
-                return api_error(StatusCode::BAD_REQUEST, "INVALID_DATE_FORMAT", "startTime and endTime must be yyyy-MM-dd", "startTime");
+                return api_error(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_DATE_FORMAT",
+                    "startTime and endTime must be yyyy-MM-dd",
+                    "startTime",
+                );
             };
             if request.get("granularity").and_then(Value::as_str) != Some("DAILY") {
-                return api_error(StatusCode::BAD_REQUEST, "INVALID_ATTRIBUTE_VALUE", "The simulated API serves DAILY granularity only", "granularity");
+                return api_error(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_ATTRIBUTE_VALUE",
+                    "The simulated API serves DAILY granularity only",
+                    "granularity",
+                );
             }
             match range_days(start, end) {
                 Some(1..=90) => {}
                 Some(_) => {
-                    return api_error(StatusCode::BAD_REQUEST, "INVALID_DATE_RANGE", "Date range for DAILY granularity cannot exceed 90 days", "endTime");
+                    return api_error(
+                        StatusCode::BAD_REQUEST,
+                        "INVALID_DATE_RANGE",
+                        "Date range for DAILY granularity cannot exceed 90 days",
+                        "endTime",
+                    );
                 }
                 None => {
-                    return api_error(StatusCode::BAD_REQUEST, "INVALID_DATE_RANGE", "startTime must not be after endTime", "startTime");
+                    return api_error(
+                        StatusCode::BAD_REQUEST,
+                        "INVALID_DATE_RANGE",
+                        "startTime must not be after endTime",
+                        "startTime",
+                    );
                 }
             }
-            if !matches!(request.get("timeZone").and_then(Value::as_str), Some("ORTZ" | "UTC") | None) {
-                return api_error(StatusCode::BAD_REQUEST, "INVALID_ATTRIBUTE_VALUE", "timeZone must be ORTZ or UTC", "timeZone");
+            if !matches!(
+                request.get("timeZone").and_then(Value::as_str),
+                Some("ORTZ" | "UTC") | None
+            ) {
+                return api_error(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_ATTRIBUTE_VALUE",
+                    "timeZone must be ORTZ or UTC",
+                    "timeZone",
+                );
             }
             let paging = request.pointer("/selector/pagination");
-            let offset = paging.and_then(|p| p.get("offset")).and_then(Value::as_u64).unwrap_or(0);
-            let limit = paging.and_then(|p| p.get("limit")).and_then(Value::as_u64).unwrap_or(20);
+            let offset = paging
+                .and_then(|p| p.get("offset"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            let limit = paging
+                .and_then(|p| p.get("limit"))
+                .and_then(Value::as_u64)
+                .unwrap_or(20);
             if limit == 0 || limit > 1000 {
-                return api_error(StatusCode::BAD_REQUEST, "INVALID_ATTRIBUTE_VALUE", "limit must be between 1 and 1000", "selector.pagination.limit");
+                return api_error(
+                    StatusCode::BAD_REQUEST,
+                    "INVALID_ATTRIBUTE_VALUE",
+                    "limit must be between 1 and 1000",
+                    "selector.pagination.limit",
+                );
             }
             let days = match campaign_days(&state.lake, CHANNEL, start, end).await {
                 Ok(d) => d,

@@ -20,8 +20,7 @@ use regex::Regex;
 use super::{Fault, ServerState, answer, credentials, tokens, world_error};
 use crate::sim::serve::campaign_days::{account, campaign_days};
 use crate::sim::serve::google_ads::{
-    CHANNEL, CUSTOMER_ID, MANAGER_CUSTOMER_ID, SUPPORTED_FIELDS, error_body,
-    render_search_stream,
+    CHANNEL, CUSTOMER_ID, MANAGER_CUSTOMER_ID, SUPPORTED_FIELDS, error_body, render_search_stream,
 };
 
 const TOKEN_PREFIX: &str = "ya29.sim-";
@@ -30,9 +29,10 @@ const TOKEN_PREFIX: &str = "ya29.sim-";
 pub const THROTTLE_RETRY_DELAY_SECS: u64 = 1;
 
 pub(super) fn routes() -> Router<Arc<ServerState>> {
-    Router::new()
-        .route("/token", post(token))
-        .route("/{version}/customers/{customer}/{method}", post(search_stream))
+    Router::new().route("/token", post(token)).route(
+        "/{version}/customers/{customer}/{method}",
+        post(search_stream),
+    )
 }
 
 fn json(status: StatusCode, body: String) -> Response {
@@ -45,7 +45,8 @@ async fn token(Form(form): Form<HashMap<String, String>>) -> Response {
     if get("grant_type") != Some("refresh_token") {
         return json(
             StatusCode::BAD_REQUEST,
-            r#"{"error": "unsupported_grant_type", "error_description": "Invalid grant_type: "}"#.into(),
+            r#"{"error": "unsupported_grant_type", "error_description": "Invalid grant_type: "}"#
+                .into(),
         );
     }
     if get("client_id") != Some(credentials::GOOGLE_ADS_CLIENT_ID)
@@ -94,13 +95,18 @@ fn parse_gaql(query: &str) -> Result<Gaql, String> {
         .ok_or_else(|| "Error in query: unexpected input.".to_string())?;
     let resource = &caps["resource"];
     if resource != "campaign" {
-        return Err(format!("The simulated API serves FROM campaign only, not {resource}."));
+        return Err(format!(
+            "The simulated API serves FROM campaign only, not {resource}."
+        ));
     }
     let fields: Vec<String> = caps["fields"]
         .split(',')
         .map(|f| f.trim().to_string())
         .collect();
-    if let Some(f) = fields.iter().find(|f| !SUPPORTED_FIELDS.contains(&f.as_str())) {
+    if let Some(f) = fields
+        .iter()
+        .find(|f| !SUPPORTED_FIELDS.contains(&f.as_str()))
+    {
         return Err(format!("Unrecognized field in the query: '{f}'."));
     }
     let filter = caps.name("where").map(|m| m.as_str()).unwrap_or("");
@@ -108,8 +114,11 @@ fn parse_gaql(query: &str) -> Result<Gaql, String> {
         r"(?i)segments\.date\s+BETWEEN\s+'(\d{4}-\d{2}-\d{2})'\s+AND\s+'(\d{4}-\d{2}-\d{2})'",
     )
     .map_err(|e| e.to_string())?;
-    let equals = Regex::new(r"(?i)segments\.date\s*=\s*'(\d{4}-\d{2}-\d{2})'").map_err(|e| e.to_string())?;
-    let date = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("Invalid date '{s}'."));
+    let equals =
+        Regex::new(r"(?i)segments\.date\s*=\s*'(\d{4}-\d{2}-\d{2})'").map_err(|e| e.to_string())?;
+    let date = |s: &str| {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("Invalid date '{s}'."))
+    };
     let (from, to) = if let Some(c) = between.captures(filter) {
         (date(&c[1])?, date(&c[2])?)
     } else if let Some(c) = equals.captures(filter) {
@@ -129,7 +138,11 @@ async fn search_stream(
     body: Bytes,
 ) -> Response {
     if method != "googleAds:searchStream" {
-        return json(StatusCode::NOT_FOUND, r#"{"error": {"code": 404, "message": "Method not found.", "status": "NOT_FOUND"}}"#.into());
+        return json(
+            StatusCode::NOT_FOUND,
+            r#"{"error": {"code": 404, "message": "Method not found.", "status": "NOT_FOUND"}}"#
+                .into(),
+        );
     }
     if !tokens::bearer_alive(&headers, TOKEN_PREFIX, state.faults.token_lifetime) {
         return json(
@@ -141,7 +154,14 @@ async fn search_stream(
     if header("developer-token") != Some(credentials::GOOGLE_ADS_DEVELOPER_TOKEN) {
         return json(
             StatusCode::UNAUTHORIZED,
-            error_body(401, "UNAUTHENTICATED", "Request is missing required authentication credential.", ("authenticationError", "DEVELOPER_TOKEN_INVALID"), "The developer token is not valid.", None),
+            error_body(
+                401,
+                "UNAUTHENTICATED",
+                "Request is missing required authentication credential.",
+                ("authenticationError", "DEVELOPER_TOKEN_INVALID"),
+                "The developer token is not valid.",
+                None,
+            ),
         );
     }
     let world_account = match account(&state.lake, CHANNEL).await {
@@ -149,7 +169,8 @@ async fn search_stream(
         Err(e) => return world_error(e),
     };
     let known = customer == CUSTOMER_ID || world_account.as_ref().is_some_and(|a| a.0 == customer);
-    let login_ok = header("login-customer-id").is_none_or(|l| l == MANAGER_CUSTOMER_ID || l == customer);
+    let login_ok =
+        header("login-customer-id").is_none_or(|l| l == MANAGER_CUSTOMER_ID || l == customer);
     if !known || !login_ok {
         return json(
             StatusCode::FORBIDDEN,
@@ -163,24 +184,41 @@ async fn search_stream(
             ),
         );
     }
-    match state.admit(&format!("google_ads/{customer}/searchStream")).await {
+    match state
+        .admit(&format!("google_ads/{customer}/searchStream"))
+        .await
+    {
         Fault::Throttle => {
-            return json(
+            json(
                 StatusCode::TOO_MANY_REQUESTS,
-                error_body(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).", ("quotaError", "RESOURCE_TEMPORARILY_EXHAUSTED"), &format!("Too many requests. Retry in {THROTTLE_RETRY_DELAY_SECS} seconds."), Some(THROTTLE_RETRY_DELAY_SECS)),
-            );
+                error_body(
+                    429,
+                    "RESOURCE_EXHAUSTED",
+                    "Resource has been exhausted (e.g. check quota).",
+                    ("quotaError", "RESOURCE_TEMPORARILY_EXHAUSTED"),
+                    &format!("Too many requests. Retry in {THROTTLE_RETRY_DELAY_SECS} seconds."),
+                    Some(THROTTLE_RETRY_DELAY_SECS),
+                ),
+            )
         }
         Fault::QuotaSpent => {
-            return json(
+            json(
                 StatusCode::TOO_MANY_REQUESTS,
-                error_body(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).", ("quotaError", "RESOURCE_EXHAUSTED"), "Too many requests. Retry in 43200 seconds.", Some(43_200)),
-            );
+                error_body(
+                    429,
+                    "RESOURCE_EXHAUSTED",
+                    "Resource has been exhausted (e.g. check quota).",
+                    ("quotaError", "RESOURCE_EXHAUSTED"),
+                    "Too many requests. Retry in 43200 seconds.",
+                    Some(43_200),
+                ),
+            )
         }
         Fault::ServerError => {
-            return json(
+            json(
                 StatusCode::SERVICE_UNAVAILABLE,
                 r#"{"error": {"code": 503, "message": "The service is currently unavailable.", "status": "UNAVAILABLE"}}"#.into(),
-            );
+            )
         }
         fault => {
             let query = serde_json::from_slice::<serde_json::Value>(&body)
@@ -191,13 +229,27 @@ async fn search_stream(
                 Some(Err(m)) => {
                     return json(
                         StatusCode::BAD_REQUEST,
-                        error_body(400, "INVALID_ARGUMENT", "Request contains an invalid argument.", ("queryError", "BAD_VALUE"), &m, None),
+                        error_body(
+                            400,
+                            "INVALID_ARGUMENT",
+                            "Request contains an invalid argument.",
+                            ("queryError", "BAD_VALUE"),
+                            &m,
+                            None,
+                        ),
                     );
                 }
                 None => {
                     return json(
                         StatusCode::BAD_REQUEST,
-                        error_body(400, "INVALID_ARGUMENT", "Request contains an invalid argument.", ("requestError", "INVALID_INPUT"), "The body has no query.", None),
+                        error_body(
+                            400,
+                            "INVALID_ARGUMENT",
+                            "Request contains an invalid argument.",
+                            ("requestError", "INVALID_INPUT"),
+                            "The body has no query.",
+                            None,
+                        ),
                     );
                 }
             };
@@ -228,10 +280,22 @@ mod tests {
         let q = parse_gaql(&crate::ingest::google_ads::query(day)).unwrap();
         assert_eq!((q.from, q.to), (day, day));
         assert_eq!(q.fields.len(), crate::ingest::google_ads::FIELDS.len());
-        let eq = parse_gaql("SELECT campaign.id FROM campaign WHERE segments.date = '2026-01-03'").unwrap();
+        let eq = parse_gaql("SELECT campaign.id FROM campaign WHERE segments.date = '2026-01-03'")
+            .unwrap();
         assert_eq!(eq.from, NaiveDate::from_ymd_opt(2026, 1, 3).unwrap());
-        assert!(parse_gaql("SELECT campaign.id FROM campaign").unwrap_err().contains("finite date range"));
-        assert!(parse_gaql("SELECT ad_group.id FROM ad_group WHERE segments.date = '2026-01-03'").is_err());
-        assert!(parse_gaql("SELECT campaign.foo FROM campaign WHERE segments.date = '2026-01-03'").unwrap_err().contains("campaign.foo"));
+        assert!(
+            parse_gaql("SELECT campaign.id FROM campaign")
+                .unwrap_err()
+                .contains("finite date range")
+        );
+        assert!(
+            parse_gaql("SELECT ad_group.id FROM ad_group WHERE segments.date = '2026-01-03'")
+                .is_err()
+        );
+        assert!(
+            parse_gaql("SELECT campaign.foo FROM campaign WHERE segments.date = '2026-01-03'")
+                .unwrap_err()
+                .contains("campaign.foo")
+        );
     }
 }

@@ -46,7 +46,10 @@ mod tests {
     fn tokens_live_for_the_servers_lifetime() {
         let t = issue("p-");
         let mut h = HeaderMap::new();
-        h.insert(header::AUTHORIZATION, format!("Bearer {t}").parse().unwrap());
+        h.insert(
+            header::AUTHORIZATION,
+            format!("Bearer {t}").parse().unwrap(),
+        );
         assert!(bearer_alive(&h, "p-", None));
         assert!(!bearer_alive(&h, "q-", None));
         assert!(!bearer_alive(&h, "p-", Some(Duration::ZERO)));

@@ -17,7 +17,13 @@ fn page(name: &str, offset: u64) -> Result<Page, ParseError> {
 }
 
 fn ints(df: &DataFrame, c: &str) -> Vec<i64> {
-    df.column(c).unwrap().i64().unwrap().iter().map(Option::unwrap).collect()
+    df.column(c)
+        .unwrap()
+        .i64()
+        .unwrap()
+        .iter()
+        .map(Option::unwrap)
+        .collect()
 }
 
 #[test]
@@ -42,8 +48,7 @@ fn a_daily_report_page_becomes_one_row_per_campaign_and_day() {
     assert_eq!(ints(df, "taps"), [402, 377, 515, 498]);
     assert_eq!(
         strs(df, "campaign_id"),
-        ["1234567001", "1234567001", "1234567002", "1234567002"]
-            .map(|s| Some(s.to_string()))
+        ["1234567001", "1234567001", "1234567002", "1234567002"].map(|s| Some(s.to_string()))
     );
     assert_eq!(strs(df, "adam_id")[0].as_deref(), Some("1000000001"));
     assert_eq!(strs(df, "org_id")[0].as_deref(), Some("1000001"));
@@ -101,7 +106,10 @@ fn verdicts_follow_apples_statuses() {
         &h,
         &fixture("apple_search_ads", "error_unauthorized.json"),
     );
-    assert!(matches!(&v, Verdict::Fatal(m) if m.contains("UNAUTHORIZED: Invalid token")), "{v:?}");
+    assert!(
+        matches!(&v, Verdict::Fatal(m) if m.contains("UNAUTHORIZED: Invalid token")),
+        "{v:?}"
+    );
     let mut h = reqwest::header::HeaderMap::new();
     h.insert("retry-after", "2".parse().unwrap());
     let v = verdict(
@@ -118,7 +126,13 @@ fn verdicts_follow_apples_statuses() {
 #[test]
 fn the_request_pages_in_campaign_order() {
     let d = |s: &str| s.parse::<NaiveDate>().unwrap();
-    let body = request_body(d("2026-01-01"), d("2026-03-31"), 1000, 1000, ReportZone::Ortz);
+    let body = request_body(
+        d("2026-01-01"),
+        d("2026-03-31"),
+        1000,
+        1000,
+        ReportZone::Ortz,
+    );
     assert_eq!(body["startTime"], "2026-01-01");
     assert_eq!(body["endTime"], "2026-03-31");
     assert_eq!(body["granularity"], "DAILY");

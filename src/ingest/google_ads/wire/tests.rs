@@ -11,11 +11,22 @@ fn day() -> Option<NaiveDate> {
 }
 
 fn parse(name: &str) -> Result<DataFrame, ParseError> {
-    parse_search_stream(&fixture("google_ads", name), pulled(), "dt=2026-01-02", day())
+    parse_search_stream(
+        &fixture("google_ads", name),
+        pulled(),
+        "dt=2026-01-02",
+        day(),
+    )
 }
 
 fn ints(df: &DataFrame, c: &str) -> Vec<i64> {
-    df.column(c).unwrap().i64().unwrap().iter().map(Option::unwrap).collect()
+    df.column(c)
+        .unwrap()
+        .i64()
+        .unwrap()
+        .iter()
+        .map(Option::unwrap)
+        .collect()
 }
 
 #[test]
@@ -49,10 +60,7 @@ fn a_stream_of_batches_becomes_typed_rows_with_missing_metrics_as_zero() {
         strs(&df, "campaign_name")[1].as_deref(),
         Some("ACi_AOS_KR_install \"broad\"")
     );
-    assert_eq!(
-        strs(&df, "campaign_status")[2].as_deref(),
-        Some("PAUSED")
-    );
+    assert_eq!(strs(&df, "campaign_status")[2].as_deref(), Some("PAUSED"));
     // Nothing is lost: the resource names the pipeline does not read are kept.
     let extra: serde_json::Value =
         serde_json::from_str(strs(&df, "extra")[0].as_deref().unwrap()).unwrap();
@@ -78,7 +86,10 @@ fn a_day_without_delivery_is_an_empty_frame() {
 fn a_cut_body_is_retryable_and_a_bad_field_names_row_and_path() {
     let cut = parse("search_stream_cut.json").unwrap_err();
     assert!(cut.retryable, "{cut}");
-    assert!(cut.to_string().contains("google_ads.campaign_daily dt=2026-01-02"));
+    assert!(
+        cut.to_string()
+            .contains("google_ads.campaign_daily dt=2026-01-02")
+    );
     let bad = parse("search_stream_bad_cost.json").unwrap_err();
     assert!(!bad.retryable);
     assert_eq!(bad.row, Some(2));
@@ -108,8 +119,8 @@ fn rows_of_another_day_or_repeated_are_refused() {
     let e = parse_search_stream(twice.as_bytes(), pulled(), "dt=2026-01-02", day()).unwrap_err();
     assert!(e.message.contains("appears twice"), "{e}");
     let no_currency = text.replace("\"currencyCode\": \"KRW\",", "");
-    let e = parse_search_stream(no_currency.as_bytes(), pulled(), "dt=2026-01-02", day())
-        .unwrap_err();
+    let e =
+        parse_search_stream(no_currency.as_bytes(), pulled(), "dt=2026-01-02", day()).unwrap_err();
     assert_eq!(e.column.as_deref(), Some("customer.currencyCode"));
 }
 
@@ -124,7 +135,10 @@ fn throttling_waits_googles_retry_delay_and_a_long_one_is_a_spent_quota() {
     match v {
         Verdict::Retry { after, reason } => {
             assert_eq!(after, Some(Duration::from_secs(30)));
-            assert!(reason.contains("RESOURCE_TEMPORARILY_EXHAUSTED"), "{reason}");
+            assert!(
+                reason.contains("RESOURCE_TEMPORARILY_EXHAUSTED"),
+                "{reason}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -133,13 +147,19 @@ fn throttling_waits_googles_retry_delay_and_a_long_one_is_a_spent_quota() {
         &h,
         &fixture("google_ads", "error_daily_quota.json"),
     );
-    assert!(matches!(&v, Verdict::QuotaSpent(m) if m.contains("42300")), "{v:?}");
+    assert!(
+        matches!(&v, Verdict::QuotaSpent(m) if m.contains("42300")),
+        "{v:?}"
+    );
     let v = verdict(
         reqwest::StatusCode::UNAUTHORIZED,
         &h,
         &fixture("google_ads", "error_unauthenticated.json"),
     );
-    assert!(matches!(&v, Verdict::Fatal(m) if m.contains("UNAUTHENTICATED")), "{v:?}");
+    assert!(
+        matches!(&v, Verdict::Fatal(m) if m.contains("UNAUTHENTICATED")),
+        "{v:?}"
+    );
     assert!(is_token_refusal(
         reqwest::StatusCode::UNAUTHORIZED,
         &fixture("google_ads", "error_unauthenticated.json")
