@@ -128,3 +128,45 @@ impl Connector for AppleSearchAdsConnector {
         self.reports.campaign_days(ctx, day, day).await
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::sim::server::credentials;
+
+    #[test]
+    fn pages_are_planned_from_the_campaigns_of_recent_days() {
+        let settings: AppleSearchAdsSource = toml::from_str("org_id = 1000001\n").unwrap();
+        let c = AppleSearchAdsConnector::new(
+            &settings,
+            super::super::API_ROOT,
+            Secret::new(credentials::APPLE_CLIENT_ID),
+            Secret::new(credentials::APPLE_TEAM_ID),
+            Secret::new(credentials::APPLE_KEY_ID),
+            Secret::new(credentials::APPLE_PRIVATE_KEY_PEM),
+        )
+        .unwrap();
+        assert_eq!(c.key_problem(), None);
+        let day = NaiveDate::from_ymd_opt(2026, 1, 9).unwrap();
+        let mut history = StreamState::default();
+        let plan = c.plan(&c.streams()[0], day, &history);
+        assert_eq!(
+            (plan[0].scope.as_str(), plan[0].calls),
+            ("apple_search_ads", 1)
+        );
+        assert_eq!(plan[1].calls, 1, "a token first");
+        // An org that ran 2,400 campaigns on a recent day needs three pages of 1,000.
+        for (d, rows) in [(1, 300), (5, 2400), (8, 900)] {
+            history.landed(
+                NaiveDate::from_ymd_opt(2026, 1, d).unwrap(),
+                Utc::now(),
+                rows,
+                1,
+            );
+        }
+        assert_eq!(c.plan(&c.streams()[0], day, &history)[0].calls, 3);
+    }
+}

@@ -255,6 +255,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_day_costs_one_call_per_customer_and_a_token() {
+        let settings: GoogleAdsSource = toml::from_str(
+            "customer_ids = [\"123-456-7890\", \"1000000001\"]\nlogin_customer_id = \"999-000-1111\"\n",
+        )
+        .unwrap();
+        let s = || Secret::new("x");
+        let c = GoogleAdsConnector::new(&settings, API_ROOT, s(), s(), s(), s()).unwrap();
+        assert_eq!(c.customer_ids, ["1234567890", "1000000001"]);
+        assert_eq!(c.login_customer_id.as_deref(), Some("9990001111"));
+        let day = NaiveDate::from_ymd_opt(2026, 1, 2).unwrap();
+        let plan = c.plan(&c.streams()[0], day, &StreamState::default());
+        assert_eq!(
+            plan,
+            [
+                PlannedCalls {
+                    scope: SCOPE.into(),
+                    calls: 2
+                },
+                PlannedCalls {
+                    scope: TOKEN_SCOPE.into(),
+                    calls: 1
+                }
+            ]
+        );
+        assert_eq!(c.token_url(), TOKEN_URL);
+        assert!(!format!("{c:?}").contains('x'), "no secret in Debug");
+    }
+
+    #[test]
     fn the_token_endpoint_follows_the_api_root() {
         assert_eq!(token_url_for(API_ROOT), TOKEN_URL);
         assert_eq!(
