@@ -194,11 +194,18 @@ pub fn parse_search_stream(
     let mut row = 0u64;
     for (b, batch) in batches.iter().enumerate() {
         if let Some(e) = ApiError::from_value(batch) {
-            return Err(err(format!(
+            let failure = err(format!(
                 "batch {} of the stream is an error: {}",
                 b + 1,
                 e.summary()
-            )));
+            ));
+            // A stream broken off by a transient server failure is incomplete, like a cut
+            // body: pull it again, never land the batches before the error.
+            return Err(if e.is_transient() {
+                failure.truncated()
+            } else {
+                failure
+            });
         }
         let Value::Object(batch) = batch else {
             return Err(err(format!("batch {} is not an object", b + 1)));
@@ -437,6 +444,14 @@ impl ApiError {
         } else {
             format!("{head}: {message}")
         }
+    }
+
+    /// A failure that may pass on its own (Google's transient gRPC statuses).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.status.as_deref(),
+            Some("INTERNAL" | "UNAVAILABLE" | "DEADLINE_EXCEEDED")
+        )
     }
 
     fn is_unauthenticated(&self) -> bool {

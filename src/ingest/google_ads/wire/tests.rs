@@ -99,10 +99,15 @@ fn a_cut_body_is_retryable_and_a_bad_field_names_row_and_path() {
 
 #[test]
 fn an_error_inside_the_stream_fails_the_whole_body() {
+    // INTERNAL is transient: the whole stream is pulled again, the first batch never lands.
     let e = parse("error_in_stream.json").unwrap_err();
-    assert!(!e.retryable);
+    assert!(e.retryable, "{e}");
     assert!(e.message.contains("INTERNAL"), "{e}");
     assert!(e.message.contains("internalError=INTERNAL_ERROR"), "{e}");
+    let text = String::from_utf8(fixture("google_ads", "error_in_stream.json")).unwrap();
+    let denied = text.replace("\"INTERNAL\"", "\"PERMISSION_DENIED\"");
+    let e = parse_search_stream(denied.as_bytes(), pulled(), "dt=2026-01-02", day()).unwrap_err();
+    assert!(!e.retryable, "{e}");
 }
 
 #[test]
