@@ -300,7 +300,7 @@ async fn an_expired_token_is_refreshed_once() {
     let server = start(
         &lake,
         Faults {
-            token_lifetime: Some(Duration::from_millis(300)),
+            token_lifetime: Some(Duration::from_millis(1000)),
             ..Faults::default()
         },
     )
@@ -315,7 +315,7 @@ async fn an_expired_token_is_refreshed_once() {
     .unwrap();
     let day = d("2026-01-02");
     h.pull(&c, day).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let pulled = h.pull(&c, day).await.unwrap();
     assert_eq!(a.tokens_fetched(), 2);
     assert_eq!(
@@ -368,6 +368,19 @@ async fn cut_and_broken_pages_and_wrong_keys_fail_cleanly() {
     );
     assert_no_secrets(&msg);
     let pulled = h.pull(&c, day).await.unwrap();
+    assert_eq!(pulled_cells(&pulled), world_cells(&lake, day, day).await);
+
+    // Cut pages alone are pulled again within the same pull and end in the same rows.
+    let cut = start(
+        &lake,
+        Faults {
+            truncated: 2,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let pulled = h.pull(&connector(&cut), day).await.unwrap();
+    assert_eq!(pulled.retries, 2);
     assert_eq!(pulled_cells(&pulled), world_cells(&lake, day, day).await);
 
     // A key Apple does not know signs a secret the token endpoint refuses.

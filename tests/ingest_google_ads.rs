@@ -264,6 +264,20 @@ async fn cut_and_broken_streams_end_in_the_same_rows_or_a_clean_error() {
     // The next run gets the whole day.
     let pulled = h.pull(&c, day()).await.unwrap();
     assert_eq!(pulled_day(&pulled), world_day(&lake, day()).await);
+
+    // Cut bodies alone are pulled again within the same pull and end in the same rows.
+    let cut = start(
+        &lake,
+        Faults {
+            truncated: 2,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let c = connector(&cut, credentials::GOOGLE_ADS_REFRESH_TOKEN);
+    let pulled = h.pull(&c, day()).await.unwrap();
+    assert_eq!(pulled.retries, 2);
+    assert_eq!(pulled_day(&pulled), world_day(&lake, day()).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,7 +286,7 @@ async fn a_refused_token_is_refreshed_once() {
     let server = start(
         &lake,
         Faults {
-            token_lifetime: Some(Duration::from_millis(300)),
+            token_lifetime: Some(Duration::from_millis(1000)),
             ..Faults::default()
         },
     )
@@ -283,7 +297,7 @@ async fn a_refused_token_is_refreshed_once() {
     assert_eq!(c.tokens_fetched(), 1);
     // The token claims an hour but the server stops taking it early: a 401, one new token,
     // and the day.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let pulled = h.pull(&c, day()).await.unwrap();
     assert_eq!(c.tokens_fetched(), 2);
     assert_eq!((pulled.calls, pulled.retries), (3, 1));
