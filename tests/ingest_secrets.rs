@@ -163,12 +163,19 @@ async fn no_credential_appears_in_logs_errors_or_the_summary() {
         credentials::MIXPANEL_USER,
         credentials::MIXPANEL_SECRET
     ));
+    // The base64 body of the Apple private key (its second line).
+    let apple_key_body = credentials::APPLE_PRIVATE_KEY_PEM.lines().nth(1).unwrap().trim();
+    assert!(apple_key_body.len() > 40);
     for secret in [
         credentials::MIXPANEL_SECRET,
         credentials::APPSFLYER_TOKEN,
         credentials::SHEETS_API_KEY,
         WRONG_TOKEN,
         basic.as_str(),
+        credentials::GOOGLE_ADS_DEVELOPER_TOKEN,
+        credentials::GOOGLE_ADS_CLIENT_SECRET,
+        credentials::GOOGLE_ADS_REFRESH_TOKEN,
+        apple_key_body,
     ] {
         assert!(!logs.contains(secret), "a credential is in the logs");
         assert!(

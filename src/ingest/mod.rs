@@ -2,13 +2,16 @@
 //! Parquet in the lake's `raw` layer.
 
 pub mod adison;
+pub mod apple_search_ads;
 pub mod appsflyer;
 pub mod budget;
 pub mod connector;
 mod error;
+pub mod google_ads;
 pub mod http;
 pub mod mixpanel;
 pub mod money;
+pub mod oauth;
 pub mod schedule;
 pub mod sheets;
 pub mod sources;

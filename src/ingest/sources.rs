@@ -6,9 +6,11 @@
 use chrono::NaiveDate;
 
 use super::adison::{AdisonConnector, SIM_DROP_PREFIX};
+use super::apple_search_ads::AppleSearchAdsConnector;
 use super::appsflyer::AppsFlyerConnector;
 use super::budget::SourceBudget;
 use super::connector::Connector;
+use super::google_ads::GoogleAdsConnector;
 use super::http::RetryPolicy;
 use super::mixpanel::MixpanelConnector;
 use super::schedule::{
@@ -253,10 +255,81 @@ pub fn build_connector(
                 None => Box::new(AdisonConnector::new(a, lake.clone(), SIM_DROP_PREFIX)?),
             }
         }
-        SourceKind::Meta
-        | SourceKind::GoogleAds
-        | SourceKind::AppleSearchAds
-        | SourceKind::Naver => {
+        SourceKind::GoogleAds => {
+            let Some(g) = &s.google_ads else {
+                return Ok(None);
+            };
+            Box::new(GoogleAdsConnector::new(
+                g,
+                &base_url(g, server, "google_ads"),
+                secret(
+                    g,
+                    "developer_token_env",
+                    &g.developer_token_env,
+                    credentials::GOOGLE_ADS_DEVELOPER_TOKEN,
+                    env,
+                )?,
+                secret(
+                    g,
+                    "client_id_env",
+                    &g.client_id_env,
+                    credentials::GOOGLE_ADS_CLIENT_ID,
+                    env,
+                )?,
+                secret(
+                    g,
+                    "client_secret_env",
+                    &g.client_secret_env,
+                    credentials::GOOGLE_ADS_CLIENT_SECRET,
+                    env,
+                )?,
+                secret(
+                    g,
+                    "refresh_token_env",
+                    &g.refresh_token_env,
+                    credentials::GOOGLE_ADS_REFRESH_TOKEN,
+                    env,
+                )?,
+            )?)
+        }
+        SourceKind::AppleSearchAds => {
+            let Some(a) = &s.apple_search_ads else {
+                return Ok(None);
+            };
+            Box::new(AppleSearchAdsConnector::new(
+                a,
+                &base_url(a, server, "apple_search_ads"),
+                secret(
+                    a,
+                    "client_id_env",
+                    &a.client_id_env,
+                    credentials::APPLE_CLIENT_ID,
+                    env,
+                )?,
+                secret(
+                    a,
+                    "team_id_env",
+                    &a.team_id_env,
+                    credentials::APPLE_TEAM_ID,
+                    env,
+                )?,
+                secret(
+                    a,
+                    "key_id_env",
+                    &a.key_id_env,
+                    credentials::APPLE_KEY_ID,
+                    env,
+                )?,
+                secret(
+                    a,
+                    "private_key_pem_env",
+                    &a.private_key_pem_env,
+                    credentials::APPLE_PRIVATE_KEY_PEM,
+                    env,
+                )?,
+            )?)
+        }
+        SourceKind::Meta | SourceKind::Naver => {
             return Ok(None);
         }
     };

@@ -3,9 +3,12 @@
 //! the demo, the tests and the benchmarks. Faults are injected on request, deterministically:
 //! the first requests of each route are throttled, fail, or come back cut short or malformed.
 
+mod apple_search_ads;
 mod appsflyer;
+mod google_ads;
 mod mixpanel;
 mod sheets;
+mod tokens;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,6 +27,26 @@ pub mod credentials {
     pub const MIXPANEL_SECRET: &str = "sim-mixpanel-secret";
     pub const APPSFLYER_TOKEN: &str = "sim-appsflyer-token";
     pub const SHEETS_API_KEY: &str = "sim-sheets-key";
+    pub const GOOGLE_ADS_DEVELOPER_TOKEN: &str = "sim-google-ads-developer-token";
+    pub const GOOGLE_ADS_CLIENT_ID: &str = "sim-google-ads.apps.googleusercontent.com";
+    pub const GOOGLE_ADS_CLIENT_SECRET: &str = "sim-google-ads-client-secret";
+    pub const GOOGLE_ADS_REFRESH_TOKEN: &str = "sim-google-ads-refresh-token";
+    pub const APPLE_CLIENT_ID: &str = "SEARCHADS.sim-client-0001";
+    pub const APPLE_TEAM_ID: &str = "SEARCHADS.sim-team-0001";
+    pub const APPLE_KEY_ID: &str = "sim-key-0001";
+    /// The simulated Apple Ads API client's P-256 private key, made for the simulation only,
+    /// in the SEC 1 PEM form Apple's instructions produce. The connector signs its client
+    /// secret with it; the local token endpoint verifies with [`APPLE_PUBLIC_KEY_PEM`].
+    pub const APPLE_PRIVATE_KEY_PEM: &str = "-----BEGIN EC PRIVATE KEY-----\n\
+MHcCAQEEIOuck15zYDWk821w05mdzmO3nL8d7TOPo8/vLOif1UqxoAoGCCqGSM49\n\
+AwEHoUQDQgAECACNBEZJD9a2EWxIezFlQb+bjq+gxOwCx0GprmIlk0qXJ+Zei4Uf\n\
+F3uLOaCNVeRNJ/jn0FJGCc7qtqM/SUqQVg==\n\
+-----END EC PRIVATE KEY-----";
+    /// The public half of [`APPLE_PRIVATE_KEY_PEM`], as uploaded to Apple Ads.
+    pub const APPLE_PUBLIC_KEY_PEM: &str = "-----BEGIN PUBLIC KEY-----\n\
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAECACNBEZJD9a2EWxIezFlQb+bjq+g\n\
+xOwCx0GprmIlk0qXJ+Zei4UfF3uLOaCNVeRNJ/jn0FJGCc7qtqM/SUqQVg==\n\
+-----END PUBLIC KEY-----";
 }
 
 /// Faults to inject. Counted per route (AppsFlyer: per app and report): request `n` (from 0)
@@ -39,6 +62,9 @@ pub struct Faults {
     pub delay: Duration,
     /// Calls a route answers per UTC day before it says its quota is spent.
     pub daily_quota: Option<u32>,
+    /// How long access tokens of the simulated OAuth endpoints really work (default: the
+    /// hour they claim); shorter makes tokens stop working before their client expects.
+    pub token_lifetime: Option<Duration>,
 }
 
 /// What request number `n` of a route gets.
@@ -132,6 +158,8 @@ impl SimServer {
             .nest("/mixpanel", mixpanel::routes())
             .nest("/appsflyer", appsflyer::routes())
             .nest("/sheets", sheets::routes())
+            .nest("/google_ads", google_ads::routes())
+            .nest("/apple_search_ads", apple_search_ads::routes())
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let addr = listener.local_addr()?;
