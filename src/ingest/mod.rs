@@ -7,8 +7,10 @@ pub mod budget;
 pub mod connector;
 mod error;
 pub mod http;
+pub mod meta;
 pub mod mixpanel;
 pub mod money;
+pub mod naver;
 pub mod sheets;
 pub mod state;
 

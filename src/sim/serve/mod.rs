@@ -2,5 +2,7 @@
 
 pub mod adison;
 pub mod appsflyer;
+pub mod meta;
 pub mod mixpanel;
+pub mod naver;
 pub mod sheets;

@@ -4,8 +4,12 @@
 //! the first requests of each route are throttled, fail, or come back cut short or malformed.
 
 mod appsflyer;
+mod meta;
 mod mixpanel;
+mod naver;
 mod sheets;
+
+pub use meta::MetaOptions;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,6 +28,9 @@ pub mod credentials {
     pub const MIXPANEL_SECRET: &str = "sim-mixpanel-secret";
     pub const APPSFLYER_TOKEN: &str = "sim-appsflyer-token";
     pub const SHEETS_API_KEY: &str = "sim-sheets-key";
+    pub const META_ACCESS_TOKEN: &str = "sim-meta-access-token";
+    pub const NAVER_API_KEY: &str = "sim-naver-api-key";
+    pub const NAVER_SECRET_KEY: &str = "sim-naver-secret-key";
 }
 
 /// Faults to inject. Counted per route (AppsFlyer: per app and report): request `n` (from 0)
@@ -84,6 +91,8 @@ pub struct ServerOptions {
     /// The simulated Mixpanel project is an old one that exports `time` in this zone's
     /// wall-clock time (the connector's `project_timezone` must match).
     pub mixpanel_project_timezone: Option<chrono_tz::Tz>,
+    /// Meta's usage metering and report runs.
+    pub meta: MetaOptions,
 }
 
 #[derive(Debug)]
@@ -132,6 +141,8 @@ impl SimServer {
             .nest("/mixpanel", mixpanel::routes())
             .nest("/appsflyer", appsflyer::routes())
             .nest("/sheets", sheets::routes())
+            .nest("/meta", meta::routes())
+            .nest("/naver", naver::routes())
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let addr = listener.local_addr()?;
