@@ -14,7 +14,7 @@ mod parse;
 mod throttle;
 mod wire;
 
-pub use connector::{MetaConnector, MetaTuning};
+pub use connector::{MetaConnector, MetaTuning, RangePull};
 pub use parse::{InsightsPage, PageSpec, parse_insights_page};
 pub use throttle::{Usage, is_rate_limit_code, pause_for, verdict};
 pub use wire::{GraphError, ReportRun, parse_graph_error, parse_report_run, parse_run_id};

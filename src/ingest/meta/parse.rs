@@ -35,16 +35,12 @@ pub struct InsightsPage {
     pub has_next: bool,
 }
 
-/// Fields the table has columns for; everything else lands in `extra`.
-const KNOWN: [&str; 15] = [
+/// Fields every level's table has columns for; with the level's ids and names (see
+/// [`level_fields`]) they are what the row keeps in columns, everything else lands in `extra`
+/// (ids of a lower level than the table's included).
+const COMMON: [&str; 9] = [
     "account_id",
     "account_currency",
-    "campaign_id",
-    "campaign_name",
-    "adset_id",
-    "adset_name",
-    "ad_id",
-    "ad_name",
     "date_start",
     "date_stop",
     "impressions",
@@ -150,7 +146,7 @@ pub fn parse_insights_page(
         cols.action_values.push(action_list(row, "action_values", &windows).map_err(|m| fail("action_values", m))?);
         let extra: Map<String, Value> = row
             .iter()
-            .filter(|(k, _)| !KNOWN.contains(&k.as_str()))
+            .filter(|(k, _)| !COMMON.contains(&k.as_str()) && !ids.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         cols.extra.push((!extra.is_empty()).then(|| Value::Object(extra).to_string()));

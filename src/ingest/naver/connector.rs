@@ -5,7 +5,6 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use chrono::{NaiveDate, Utc};
-use polars::prelude::*;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 

@@ -463,11 +463,12 @@ async fn run_status(
         run.polls += 1;
         let (status, pct) = run.progress();
         let (since, until) = range_of(&run.query).unwrap_or_default();
+        let completed_at = if status == "Job Completed" { 1_767_398_460 } else { 0 };
         json!({
             "id": node,
             "account_id": run.account.trim_start_matches("act_"),
             "time_ref": 1_767_398_400,
-            "time_completed": if status == "Job Completed" { 1_767_398_460 } else { 0 },
+            "time_completed": completed_at,
             "async_status": status,
             "async_percent_completion": pct,
             "date_start": since.to_string(),
