@@ -96,7 +96,9 @@ impl Ctx {
     async fn new(lake: &Lake) -> Ctx {
         Ctx {
             client: reqwest::Client::new(),
-            budget: SourceBudget::load(lake, "meta", CallBudget::default()).await.unwrap(),
+            budget: SourceBudget::load(lake, "meta", CallBudget::default())
+                .await
+                .unwrap(),
             history: StreamState::default(),
         }
     }
@@ -141,7 +143,11 @@ async fn expected(lake: &Lake, level: MetaLevel, d: NaiveDate) -> Totals {
         aggs.push(col(format!("purchases_{w}")).sum());
         aggs.push(col(format!("purchase_value_{w}_micros")).sum());
     }
-    let t = Registry::embedded().unwrap().get("sim.ad_daily").unwrap().clone();
+    let t = Registry::embedded()
+        .unwrap()
+        .get("sim.ad_daily")
+        .unwrap()
+        .clone();
     let df = lake
         .scan(&t, DateRange::day(d))
         .await
@@ -151,10 +157,31 @@ async fn expected(lake: &Lake, level: MetaLevel, d: NaiveDate) -> Totals {
         .agg(aggs)
         .collect()
         .unwrap();
-    let ints = |n: &str| -> Vec<i64> { df.column(n).unwrap().i64().unwrap().iter().map(|v| v.unwrap()).collect() };
-    let currency: Vec<String> = df.column("currency").unwrap().str().unwrap().iter().map(|v| v.unwrap().to_string()).collect();
+    let ints = |n: &str| -> Vec<i64> {
+        df.column(n)
+            .unwrap()
+            .i64()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap())
+            .collect()
+    };
+    let currency: Vec<String> = df
+        .column("currency")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap().to_string())
+        .collect();
     let sum = |n: &str| ints(n).iter().sum::<i64>();
-    let rounded = |n: &str| ints(n).iter().zip(&currency).map(|(m, c)| round_to_minor(*m, c)).sum::<i64>();
+    let rounded = |n: &str| {
+        ints(n)
+            .iter()
+            .zip(&currency)
+            .map(|(m, c)| round_to_minor(*m, c))
+            .sum::<i64>()
+    };
     Totals {
         rows: df.height(),
         spend_micros: rounded("spend_micros"),
@@ -182,16 +209,40 @@ fn action_sum(list: Option<&str>, action_type: &str, window: &str) -> i64 {
 /// What landed adds up to, after checking the frame against the table's schema and that
 /// every (account, day, id) is there once.
 fn landed(df: &DataFrame, level: MetaLevel, d: NaiveDate) -> Totals {
-    Registry::embedded().unwrap().get(table(level)).unwrap().validate(df, &format!("dt={d}")).unwrap();
+    Registry::embedded()
+        .unwrap()
+        .get(table(level))
+        .unwrap()
+        .validate(df, &format!("dt={d}"))
+        .unwrap();
     let key = key_field(level).unwrap_or("account_id");
-    let keys: std::collections::HashSet<Option<&str>> = df.column(key).unwrap().str().unwrap().iter().collect();
+    let keys: std::collections::HashSet<Option<&str>> =
+        df.column(key).unwrap().str().unwrap().iter().collect();
     assert_eq!(keys.len(), df.height(), "a row landed twice");
-    let ints = |n: &str| df.column(n).unwrap().i64().unwrap().iter().map(|v| v.unwrap()).sum::<i64>();
+    let ints = |n: &str| {
+        df.column(n)
+            .unwrap()
+            .i64()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap())
+            .sum::<i64>()
+    };
     let texts = |n: &str| -> Vec<Option<String>> {
-        df.column(n).unwrap().str().unwrap().iter().map(|v| v.map(str::to_string)).collect()
+        df.column(n)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|v| v.map(str::to_string))
+            .collect()
     };
     let (actions, values) = (texts("actions"), texts("action_values"));
-    let total = |list: &[Option<String>], t: &str, w: &str| list.iter().map(|a| action_sum(a.as_deref(), t, w)).sum::<i64>();
+    let total = |list: &[Option<String>], t: &str, w: &str| {
+        list.iter()
+            .map(|a| action_sum(a.as_deref(), t, w))
+            .sum::<i64>()
+    };
     Totals {
         rows: df.height(),
         spend_micros: ints("spend_micros"),
@@ -214,7 +265,10 @@ async fn sync_paging_lands_every_row_once_at_every_level() {
     let mut total_calls = 0;
     for level in [MetaLevel::Campaign, MetaLevel::Adset, MetaLevel::Ad] {
         let want = expected(&lake, level, d).await;
-        assert!(want.rows > 3, "{level:?}: the world must need several pages");
+        assert!(
+            want.rows > 3,
+            "{level:?}: the world must need several pages"
+        );
         let pulled = c.pull(&ctx.get(), &stream(&c, level), d).await.unwrap();
         assert_eq!(pulled.frames.len(), 1);
         assert_eq!(landed(&pulled.frames[0], level, d), want, "{level:?}");
@@ -246,24 +300,55 @@ async fn faults_end_in_the_same_rows_or_a_clean_error() {
     let c = connector(&meta, &server, credentials::META_ACCESS_TOKEN, tuning(500));
     let ctx = Ctx::new(&lake).await;
     let started = Instant::now();
-    let pulled = c.pull(&ctx.get(), &stream(&c, MetaLevel::Ad), d).await.unwrap();
+    let pulled = c
+        .pull(&ctx.get(), &stream(&c, MetaLevel::Ad), d)
+        .await
+        .unwrap();
     assert_eq!(landed(&pulled.frames[0], MetaLevel::Ad, d), want);
     // A block (80000, regain 1 minute), a 500, a cut body, then the page.
     assert_eq!((pulled.calls, pulled.retries), (4, 3));
-    assert!(started.elapsed() >= tuning(500).minute, "the block was waited out");
+    assert!(
+        started.elapsed() >= tuning(500).minute,
+        "the block was waited out"
+    );
 
     // A broken value fails cleanly, naming the field; no token in the message.
-    let server = start(&lake, Faults { malformed: 1, ..Faults::default() }, MetaOptions::default()).await;
+    let server = start(
+        &lake,
+        Faults {
+            malformed: 1,
+            ..Faults::default()
+        },
+        MetaOptions::default(),
+    )
+    .await;
     let c = connector(&meta, &server, credentials::META_ACCESS_TOKEN, tuning(500));
-    let err = c.pull(&ctx.get(), &stream(&c, MetaLevel::Ad), d).await.unwrap_err();
+    let err = c
+        .pull(&ctx.get(), &stream(&c, MetaLevel::Ad), d)
+        .await
+        .unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, PullError::Parse(ref p) if p.column.as_deref() == Some("spend") && p.row == Some(1)), "{msg}");
+    assert!(
+        matches!(err, PullError::Parse(ref p) if p.column.as_deref() == Some("spend") && p.row == Some(1)),
+        "{msg}"
+    );
     assert!(!msg.contains(credentials::META_ACCESS_TOKEN), "{msg}");
 
     // A block longer than a run waits defers the pull.
-    let server = start(&lake, Faults { daily_quota: Some(0), ..Faults::default() }, MetaOptions::default()).await;
+    let server = start(
+        &lake,
+        Faults {
+            daily_quota: Some(0),
+            ..Faults::default()
+        },
+        MetaOptions::default(),
+    )
+    .await;
     let c = connector(&meta, &server, credentials::META_ACCESS_TOKEN, tuning(500));
-    let err = c.pull(&ctx.get(), &stream(&c, MetaLevel::Ad), d).await.unwrap_err();
+    let err = c
+        .pull(&ctx.get(), &stream(&c, MetaLevel::Ad), d)
+        .await
+        .unwrap_err();
     assert!(err.is_deferral(), "{err}");
     assert!(!err.to_string().contains(credentials::META_ACCESS_TOKEN));
 
@@ -271,13 +356,24 @@ async fn faults_end_in_the_same_rows_or_a_clean_error() {
     let server = start(&lake, Faults::default(), MetaOptions::default()).await;
     let wrong = "EAAGwrongTokenValue123";
     let c = connector(&meta, &server, wrong, tuning(500));
-    let err = c.pull(&ctx.get(), &stream(&c, MetaLevel::Ad), d).await.unwrap_err().to_string();
+    let err = c
+        .pull(&ctx.get(), &stream(&c, MetaLevel::Ad), d)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("190") && !err.contains(wrong), "{err}");
     let mut other = meta.clone();
     other.ad_account_ids = vec!["act_1000000001".into()];
     let c = connector(&other, &server, credentials::META_ACCESS_TOKEN, tuning(500));
-    let err = c.pull(&ctx.get(), &stream(&c, MetaLevel::Ad), d).await.unwrap_err().to_string();
-    assert!(err.contains("does not exist") && !err.contains(credentials::META_ACCESS_TOKEN), "{err}");
+    let err = c
+        .pull(&ctx.get(), &stream(&c, MetaLevel::Ad), d)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("does not exist") && !err.contains(credentials::META_ACCESS_TOKEN),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,14 +393,21 @@ async fn async_runs_land_every_day_once_and_stuck_runs_are_restarted() {
     let c = connector(&meta, &server, credentials::META_ACCESS_TOKEN, tuning(4));
     let ctx = Ctx::new(&lake).await;
     let (from, to) = (day("2026-01-01"), day("2026-01-03"));
-    let range = c.pull_range(&ctx.get(), &stream(&c, MetaLevel::Ad), from, to).await.unwrap();
+    let range = c
+        .pull_range(&ctx.get(), &stream(&c, MetaLevel::Ad), from, to)
+        .await
+        .unwrap();
     // The first run never moved past 10%; it was started again once.
     assert_eq!(range.runs, 2);
     assert_eq!(server.requests("meta/runs"), 2);
     assert_eq!(range.days.len(), 3);
     let mut rows = 0;
     for (d, frame) in &range.days {
-        assert_eq!(landed(frame, MetaLevel::Ad, *d), expected(&lake, MetaLevel::Ad, *d).await, "{d}");
+        assert_eq!(
+            landed(frame, MetaLevel::Ad, *d),
+            expected(&lake, MetaLevel::Ad, *d).await,
+            "{d}"
+        );
         rows += frame.height();
     }
     assert!(rows > 4, "the run's results took several pages");
@@ -314,17 +417,36 @@ async fn async_runs_land_every_day_once_and_stuck_runs_are_restarted() {
     let mut sync = meta.clone();
     sync.async_threshold_days = NonZeroU32::new(7).unwrap();
     let c = connector(&sync, &server, credentials::META_ACCESS_TOKEN, tuning(4));
-    let by_sync = c.pull_range(&ctx.get(), &stream(&c, MetaLevel::Ad), from, to).await.unwrap();
+    let by_sync = c
+        .pull_range(&ctx.get(), &stream(&c, MetaLevel::Ad), from, to)
+        .await
+        .unwrap();
     assert_eq!(by_sync.runs, 0);
     assert_eq!(server.requests("meta/runs"), 2, "no run for a short range");
     for (d, frame) in &by_sync.days {
-        assert_eq!(landed(frame, MetaLevel::Ad, *d), landed(&range.days[d], MetaLevel::Ad, *d), "{d}");
+        assert_eq!(
+            landed(frame, MetaLevel::Ad, *d),
+            landed(&range.days[d], MetaLevel::Ad, *d),
+            "{d}"
+        );
     }
 
     // A run that never finishes ends in a clean error once the restarts are spent.
-    let server = start(&lake, Faults::default(), MetaOptions { stuck_runs: 100, ..MetaOptions::default() }).await;
+    let server = start(
+        &lake,
+        Faults::default(),
+        MetaOptions {
+            stuck_runs: 100,
+            ..MetaOptions::default()
+        },
+    )
+    .await;
     let c = connector(&meta, &server, credentials::META_ACCESS_TOKEN, tuning(4));
-    let err = c.pull_range(&ctx.get(), &stream(&c, MetaLevel::Ad), from, to).await.unwrap_err().to_string();
+    let err = c
+        .pull_range(&ctx.get(), &stream(&c, MetaLevel::Ad), from, to)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("gave up after 2 restarts"), "{err}");
     assert_eq!(server.requests("meta/runs"), 3);
 }
@@ -345,12 +467,26 @@ async fn usage_headers_slow_the_connector_down_before_meta_blocks_it() {
     // Paced: pauses from 75% on, and is never blocked.
     let server = start(&lake, Faults::default(), metering.clone()).await;
     let c = connector(&meta, &server, credentials::META_ACCESS_TOKEN, tuning(2));
-    let pulled = c.pull(&ctx.get(), &stream(&c, MetaLevel::Ad), d).await.unwrap();
+    let pulled = c
+        .pull(&ctx.get(), &stream(&c, MetaLevel::Ad), d)
+        .await
+        .unwrap();
     assert_eq!(landed(&pulled.frames[0], MetaLevel::Ad, d), want);
-    assert!(pulled.calls >= 6, "enough pages to run usage up: {}", pulled.calls);
+    assert!(
+        pulled.calls >= 6,
+        "enough pages to run usage up: {}",
+        pulled.calls
+    );
     let (pauses, paused) = c.pauses();
-    assert!(pauses >= 1 && paused >= Duration::from_millis(200), "{pauses} {paused:?}");
-    assert_eq!(server.requests("meta/blocked"), 0, "the paced connector was blocked");
+    assert!(
+        pauses >= 1 && paused >= Duration::from_millis(200),
+        "{pauses} {paused:?}"
+    );
+    assert_eq!(
+        server.requests("meta/blocked"),
+        0,
+        "the paced connector was blocked"
+    );
     assert_eq!(pulled.retries, 0);
 
     // Unpaced: Meta blocks it, and each block is waited out for the regain time it names.
@@ -361,10 +497,16 @@ async fn usage_headers_slow_the_connector_down_before_meta_blocks_it() {
     };
     let c = connector(&meta, &server, credentials::META_ACCESS_TOKEN, unpaced);
     let started = Instant::now();
-    let pulled = c.pull(&ctx.get(), &stream(&c, MetaLevel::Ad), d).await.unwrap();
+    let pulled = c
+        .pull(&ctx.get(), &stream(&c, MetaLevel::Ad), d)
+        .await
+        .unwrap();
     assert_eq!(landed(&pulled.frames[0], MetaLevel::Ad, d), want);
     let blocks = server.requests("meta/blocked");
     assert!(blocks >= 1, "an unpaced client must meet a block");
     assert_eq!(pulled.retries, blocks);
-    assert!(started.elapsed() >= unpaced.minute * blocks, "blocks were not waited out");
+    assert!(
+        started.elapsed() >= unpaced.minute * blocks,
+        "blocks were not waited out"
+    );
 }

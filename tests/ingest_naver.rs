@@ -61,9 +61,14 @@ fn connector(naver: &NaverSource, server: &SimServer, secret: &str) -> NaverConn
     .unwrap()
 }
 
-async fn pull(lake: &Lake, c: &NaverConnector) -> Result<ltv::ingest::connector::Pulled, PullError> {
+async fn pull(
+    lake: &Lake,
+    c: &NaverConnector,
+) -> Result<ltv::ingest::connector::Pulled, PullError> {
     let client = reqwest::Client::new();
-    let budget = SourceBudget::load(lake, "naver", CallBudget::default()).await.unwrap();
+    let budget = SourceBudget::load(lake, "naver", CallBudget::default())
+        .await
+        .unwrap();
     let history = StreamState::default();
     let ctx = PullContext {
         client: &client,
@@ -95,7 +100,9 @@ async fn expected(lake: &Lake) -> HashMap<String, (Option<String>, [i64; 5])> {
             col("impressions").sum(),
             col("clicks").sum(),
             col("spend_micros").sum(),
-            (col("installs") + col("purchases_7d_click")).sum().alias("conversions"),
+            (col("installs") + col("purchases_7d_click"))
+                .sum()
+                .alias("conversions"),
             col("purchase_value_7d_click_micros").sum().alias("value"),
         ]);
     let names = lake
@@ -105,9 +112,26 @@ async fn expected(lake: &Lake) -> HashMap<String, (Option<String>, [i64; 5])> {
         .filter(col("channel").eq(lit("naver")))
         .group_by([col("campaign_id")])
         .agg([col("campaign_name").first()]);
-    let df = daily.left_join(names, col("campaign_id"), col("campaign_id")).collect().unwrap();
-    let ints = |n: &str| -> Vec<i64> { df.column(n).unwrap().i64().unwrap().iter().map(|v| v.unwrap()).collect() };
-    let (imp, clk, spend, conv, value) = (ints("impressions"), ints("clicks"), ints("spend_micros"), ints("conversions"), ints("value"));
+    let df = daily
+        .left_join(names, col("campaign_id"), col("campaign_id"))
+        .collect()
+        .unwrap();
+    let ints = |n: &str| -> Vec<i64> {
+        df.column(n)
+            .unwrap()
+            .i64()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap())
+            .collect()
+    };
+    let (imp, clk, spend, conv, value) = (
+        ints("impressions"),
+        ints("clicks"),
+        ints("spend_micros"),
+        ints("conversions"),
+        ints("value"),
+    );
     let ids = df.column("campaign_id").unwrap().str().unwrap().clone();
     let nm = df.column("campaign_name").unwrap().str().unwrap().clone();
     ids.iter()
@@ -116,15 +140,37 @@ async fn expected(lake: &Lake) -> HashMap<String, (Option<String>, [i64; 5])> {
         .map(|(i, (id, n))| {
             (
                 id.unwrap().to_string(),
-                (n.map(str::to_string), [imp[i], clk[i], whole_won(spend[i]), conv[i], whole_won(value[i])]),
+                (
+                    n.map(str::to_string),
+                    [
+                        imp[i],
+                        clk[i],
+                        whole_won(spend[i]),
+                        conv[i],
+                        whole_won(value[i]),
+                    ],
+                ),
             )
         })
         .collect()
 }
 
 fn got(df: &DataFrame) -> HashMap<String, (Option<String>, [i64; 5])> {
-    Registry::embedded().unwrap().get(TABLE).unwrap().validate(df, &format!("dt={DAY}")).unwrap();
-    let ints = |n: &str| -> Vec<i64> { df.column(n).unwrap().i64().unwrap().iter().map(|v| v.unwrap()).collect() };
+    Registry::embedded()
+        .unwrap()
+        .get(TABLE)
+        .unwrap()
+        .validate(df, &format!("dt={DAY}"))
+        .unwrap();
+    let ints = |n: &str| -> Vec<i64> {
+        df.column(n)
+            .unwrap()
+            .i64()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap())
+            .collect()
+    };
     let (imp, clk, spend, conv, value) = (
         ints("impressions"),
         ints("clicks"),
@@ -132,14 +178,29 @@ fn got(df: &DataFrame) -> HashMap<String, (Option<String>, [i64; 5])> {
         ints("conversions"),
         ints("conversion_value_micros"),
     );
-    let ids: Vec<String> = df.column("campaign_id").unwrap().str().unwrap().iter().map(|v| v.unwrap().to_string()).collect();
+    let ids: Vec<String> = df
+        .column("campaign_id")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap().to_string())
+        .collect();
     let unique: HashSet<&String> = ids.iter().collect();
     assert_eq!(unique.len(), ids.len(), "a campaign landed twice");
     let names = df.column("campaign_name").unwrap().str().unwrap().clone();
     ids.iter()
         .zip(names.iter())
         .enumerate()
-        .map(|(i, (id, n))| (id.clone(), (n.map(str::to_string), [imp[i], clk[i], spend[i], conv[i], value[i]])))
+        .map(|(i, (id, n))| {
+            (
+                id.clone(),
+                (
+                    n.map(str::to_string),
+                    [imp[i], clk[i], spend[i], conv[i], value[i]],
+                ),
+            )
+        })
         .collect()
 }
 
@@ -167,18 +228,32 @@ async fn a_day_equals_the_world_through_throttling_errors_and_cut_bodies() {
     assert_eq!((pulled.calls, pulled.retries), (8, 6));
     assert_eq!(server.requests("naver/campaigns"), 4);
     assert_eq!(server.requests("naver/stats"), 4);
-    let plan = c.plan(&c.streams()[0], DAY.parse().unwrap(), &StreamState::default());
+    let plan = c.plan(
+        &c.streams()[0],
+        DAY.parse().unwrap(),
+        &StreamState::default(),
+    );
     assert_eq!(plan[0].calls, 2, "one list and one batch");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_answers_and_refusals_are_clean_errors_without_secrets() {
     let (lake, naver) = world().await;
-    let server = start(&lake, Faults { malformed: 1, ..Faults::default() }).await;
+    let server = start(
+        &lake,
+        Faults {
+            malformed: 1,
+            ..Faults::default()
+        },
+    )
+    .await;
     let c = connector(&naver, &server, credentials::NAVER_SECRET_KEY);
     let err = pull(&lake, &c).await.unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, PullError::Parse(ref p) if p.column.as_deref() == Some("nccCampaignId")), "{msg}");
+    assert!(
+        matches!(err, PullError::Parse(ref p) if p.column.as_deref() == Some("nccCampaignId")),
+        "{msg}"
+    );
 
     // A wrong secret key signs wrongly: the server refuses with 401, the pull stops at once.
     let server = start(&lake, Faults::default()).await;
@@ -186,10 +261,18 @@ async fn broken_answers_and_refusals_are_clean_errors_without_secrets() {
     let c = connector(&naver, &server, wrong);
     let msg = pull(&lake, &c).await.unwrap_err().to_string();
     assert!(msg.contains("401") && msg.contains("refused"), "{msg}");
-    for secret in [wrong, credentials::NAVER_API_KEY, credentials::NAVER_SECRET_KEY] {
+    for secret in [
+        wrong,
+        credentials::NAVER_API_KEY,
+        credentials::NAVER_SECRET_KEY,
+    ] {
         assert!(!msg.contains(secret), "{msg}");
     }
-    assert_eq!(server.requests("naver/"), 0, "refused before any fault or data");
+    assert_eq!(
+        server.requests("naver/"),
+        0,
+        "refused before any fault or data"
+    );
 
     // A customer the key does not manage is 403.
     let mut other = naver.clone();
@@ -216,14 +299,50 @@ async fn the_server_checks_signatures_exactly_as_documented() {
     };
     let now = Utc::now().timestamp_millis();
     let good = signature(credentials::NAVER_SECRET_KEY, now, "GET", "/ncc/campaigns");
-    assert_eq!(send(now, credentials::NAVER_API_KEY, good.clone()).await.unwrap().status(), 200);
+    assert_eq!(
+        send(now, credentials::NAVER_API_KEY, good.clone())
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let cases = [
-        ("wrong secret", now, credentials::NAVER_API_KEY, signature("other-secret", now, "GET", "/ncc/campaigns")),
-        ("another path", now, credentials::NAVER_API_KEY, signature(credentials::NAVER_SECRET_KEY, now, "GET", "/stats")),
-        ("another method", now, credentials::NAVER_API_KEY, signature(credentials::NAVER_SECRET_KEY, now, "POST", "/ncc/campaigns")),
-        ("signed at another time", now + 1, credentials::NAVER_API_KEY, good.clone()),
+        (
+            "wrong secret",
+            now,
+            credentials::NAVER_API_KEY,
+            signature("other-secret", now, "GET", "/ncc/campaigns"),
+        ),
+        (
+            "another path",
+            now,
+            credentials::NAVER_API_KEY,
+            signature(credentials::NAVER_SECRET_KEY, now, "GET", "/stats"),
+        ),
+        (
+            "another method",
+            now,
+            credentials::NAVER_API_KEY,
+            signature(credentials::NAVER_SECRET_KEY, now, "POST", "/ncc/campaigns"),
+        ),
+        (
+            "signed at another time",
+            now + 1,
+            credentials::NAVER_API_KEY,
+            good.clone(),
+        ),
         ("wrong key", now, "another-key", good.clone()),
-        ("stale timestamp", now - 10 * 60 * 1000, credentials::NAVER_API_KEY, signature(credentials::NAVER_SECRET_KEY, now - 10 * 60 * 1000, "GET", "/ncc/campaigns")),
+        (
+            "stale timestamp",
+            now - 10 * 60 * 1000,
+            credentials::NAVER_API_KEY,
+            signature(
+                credentials::NAVER_SECRET_KEY,
+                now - 10 * 60 * 1000,
+                "GET",
+                "/ncc/campaigns",
+            ),
+        ),
     ];
     for (what, ts, key, sig) in cases {
         let r = send(ts, key, sig).await.unwrap();

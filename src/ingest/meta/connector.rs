@@ -114,14 +114,22 @@ impl std::fmt::Debug for MetaConnector {
 impl MetaConnector {
     /// A connector for `settings`, calling `base_url` (e.g. `https://graph.facebook.com`)
     /// with `access_token`.
-    pub fn new(settings: &MetaSource, base_url: &str, access_token: Secret) -> Result<Self, SchemaError> {
+    pub fn new(
+        settings: &MetaSource,
+        base_url: &str,
+        access_token: Secret,
+    ) -> Result<Self, SchemaError> {
         let streams = settings
             .levels
             .iter()
             .map(|l| StreamSpec::new(stream_name(*l), table(*l), Cursor::ReportDay))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(MetaConnector {
-            root: format!("{}/{}", base_url.trim_end_matches('/'), settings.api_version),
+            root: format!(
+                "{}/{}",
+                base_url.trim_end_matches('/'),
+                settings.api_version
+            ),
             accounts: settings.ad_account_ids.clone(),
             levels: settings.levels.clone(),
             windows: settings.attribution_windows.clone(),
@@ -168,9 +176,18 @@ impl MetaConnector {
         }
         // Meta never echoes the token, but nothing that could hold it reaches a message.
         let token = self.token.expose();
-        let scrub = |s: String| if token.is_empty() { s } else { s.replace(token, "***") };
+        let scrub = |s: String| {
+            if token.is_empty() {
+                s
+            } else {
+                s.replace(token, "***")
+            }
+        };
         match verdict(status, headers, body, &self.tuning) {
-            Verdict::Retry { after, reason } => Verdict::Retry { after, reason: scrub(reason) },
+            Verdict::Retry { after, reason } => Verdict::Retry {
+                after,
+                reason: scrub(reason),
+            },
             Verdict::QuotaSpent(m) => Verdict::QuotaSpent(scrub(m)),
             Verdict::Fatal(m) => Verdict::Fatal(scrub(m)),
             Verdict::Done => Verdict::Done,
@@ -211,17 +228,26 @@ impl MetaConnector {
     }
 
     /// The insights parameters of a level and range (without paging and token).
-    fn params(&self, level: MetaLevel, since: NaiveDate, until: NaiveDate) -> Vec<(&'static str, String)> {
+    fn params(
+        &self,
+        level: MetaLevel,
+        since: NaiveDate,
+        until: NaiveDate,
+    ) -> Vec<(&'static str, String)> {
         let windows: Vec<&str> = self.windows.iter().map(|w| w.name()).collect();
         vec![
             ("level", level.name().to_string()),
             ("fields", request_fields(level)),
             (
                 "time_range",
-                serde_json::json!({"since": since.to_string(), "until": until.to_string()}).to_string(),
+                serde_json::json!({"since": since.to_string(), "until": until.to_string()})
+                    .to_string(),
             ),
             ("time_increment", "1".to_string()),
-            ("action_attribution_windows", serde_json::json!(windows).to_string()),
+            (
+                "action_attribution_windows",
+                serde_json::json!(windows).to_string(),
+            ),
         ]
     }
 
@@ -411,13 +437,29 @@ impl MetaConnector {
         let mut frames = Vec::new();
         for account in &self.accounts {
             let got = if use_async {
-                self.read_async(ctx, account, &spec, &stream.name, &partition, &mut cost, &mut runs)
-                    .await?
+                self.read_async(
+                    ctx,
+                    account,
+                    &spec,
+                    &stream.name,
+                    &partition,
+                    &mut cost,
+                    &mut runs,
+                )
+                .await?
             } else {
                 let url = format!("{}/{account}/insights", self.root);
                 let params = self.params(level, from, to);
-                self.read_pages(ctx, &url, &params, &spec, &stream.name, &partition, &mut cost)
-                    .await?
+                self.read_pages(
+                    ctx,
+                    &url,
+                    &params,
+                    &spec,
+                    &stream.name,
+                    &partition,
+                    &mut cost,
+                )
+                .await?
             };
             frames.extend(got);
         }
@@ -495,7 +537,9 @@ fn check_unique(df: &DataFrame, level: MetaLevel) -> Result<(), String> {
     let mut seen = HashSet::new();
     for ((a, d), id) in accounts.iter().zip(&days).zip(&ids) {
         if !seen.insert((a, d, id)) {
-            let day = d.and_then(|d| NaiveDate::default().checked_add_signed(chrono::Duration::days(i64::from(d))));
+            let day = d.and_then(|d| {
+                NaiveDate::default().checked_add_signed(chrono::Duration::days(i64::from(d)))
+            });
             return Err(format!(
                 "account {} day {} {} came back twice across pages",
                 a.as_deref().unwrap_or(""),
@@ -519,7 +563,12 @@ impl Connector for MetaConnector {
 
     /// A day is one sync read per account: at least one page each, and the rows of the
     /// busiest of the last seven landed days spread over pages of `page_limit`.
-    fn plan(&self, _stream: &StreamSpec, day: NaiveDate, history: &StreamState) -> Vec<PlannedCalls> {
+    fn plan(
+        &self,
+        _stream: &StreamSpec,
+        day: NaiveDate,
+        history: &StreamState,
+    ) -> Vec<PlannedCalls> {
         let rows = history
             .partitions
             .range(..day)

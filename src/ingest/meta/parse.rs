@@ -69,9 +69,10 @@ pub fn parse_insights_page(
     let stream = stream_name(spec.level);
     let err = |m: String| ParseError::new(&stream, partition, m);
     let doc: Value = serde_json::from_slice(body).map_err(|e| match e.classify() {
-        Category::Syntax | Category::Eof | Category::Io => {
-            err(format!("not a complete JSON page (body cut short or corrupt): {e}")).truncated()
-        }
+        Category::Syntax | Category::Eof | Category::Io => err(format!(
+            "not a complete JSON page (body cut short or corrupt): {e}"
+        ))
+        .truncated(),
         Category::Data => err(format!("not an insights page: {e}")),
     })?;
     let Value::Object(doc) = doc else {
@@ -91,7 +92,10 @@ pub fn parse_insights_page(
         .and_then(Value::as_str)
         .map(str::to_string);
     if has_next && after.is_none() {
-        return Err(err("paging.next is set but paging.cursors.after is missing".into()).in_column("paging"));
+        return Err(
+            err("paging.next is set but paging.cursors.after is missing".into())
+                .in_column("paging"),
+        );
     }
 
     let windows: Vec<&str> = spec.windows.iter().map(|w| w.name()).collect();
@@ -103,53 +107,88 @@ pub fn parse_insights_page(
         let Value::Object(row) = row else {
             return Err(fail("data", "the row is not a JSON object".into()));
         };
-        let text = |k: &str| row.get(k).filter(|v| !v.is_null()).map(|v| {
-            scalar(v).ok_or_else(|| fail(k, format!("{v} is not a string or number")))
-        });
+        let text = |k: &str| {
+            row.get(k)
+                .filter(|v| !v.is_null())
+                .map(|v| scalar(v).ok_or_else(|| fail(k, format!("{v} is not a string or number"))))
+        };
         let required = |k: &str| {
-            text(k).unwrap_or_else(|| Err(fail(k, "is missing".into())))
-                .and_then(|s| if s.trim().is_empty() { Err(fail(k, "is empty".into())) } else { Ok(s) })
+            text(k)
+                .unwrap_or_else(|| Err(fail(k, "is missing".into())))
+                .and_then(|s| {
+                    if s.trim().is_empty() {
+                        Err(fail(k, "is empty".into()))
+                    } else {
+                        Ok(s)
+                    }
+                })
         };
         let count = |k: &str| -> Result<i64, ParseError> {
             let s = required(k)?;
-            s.trim().parse::<i64>().map_err(|_| fail(k, format!("{s:?} is not a whole number")))
+            s.trim()
+                .parse::<i64>()
+                .map_err(|_| fail(k, format!("{s:?} is not a whole number")))
         };
         let date = |k: &str| -> Result<NaiveDate, ParseError> {
             let s = required(k)?;
-            NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| fail(k, format!("{s:?} is not a YYYY-MM-DD date")))
+            NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+                .map_err(|_| fail(k, format!("{s:?} is not a YYYY-MM-DD date")))
         };
 
         let account = required("account_id")?;
         let account = account.strip_prefix("act_").unwrap_or(&account).to_string();
         let currency = required("account_currency")?;
         if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(fail("account_currency", format!("{currency:?} is not an ISO 4217 code")));
+            return Err(fail(
+                "account_currency",
+                format!("{currency:?} is not an ISO 4217 code"),
+            ));
         }
         let start = date("date_start")?;
         let stop = date("date_stop")?;
         if start != stop {
-            return Err(fail("date_stop", format!("the row covers {start}..{stop}, not one day: time_increment=1 was not honoured")));
+            return Err(fail(
+                "date_stop",
+                format!(
+                    "the row covers {start}..{stop}, not one day: time_increment=1 was not honoured"
+                ),
+            ));
         }
         if start < spec.since || start > spec.until {
-            return Err(fail("date_start", format!("{start} is outside the requested {}..{}", spec.since, spec.until)));
+            return Err(fail(
+                "date_start",
+                format!(
+                    "{start} is outside the requested {}..{}",
+                    spec.since, spec.until
+                ),
+            ));
         }
         for (j, field) in ids.iter().enumerate() {
             // Ids are required; names may be absent.
-            let v = if field.ends_with("_id") { Some(required(field)?) } else { text(field).transpose()? };
+            let v = if field.ends_with("_id") {
+                Some(required(field)?)
+            } else {
+                text(field).transpose()?
+            };
             cols.ids[j].push(v);
         }
         let spend = required("spend")?;
-        cols.spend.push(exact_micros(&spend).map_err(|m| fail("spend", m))?);
+        cols.spend
+            .push(exact_micros(&spend).map_err(|m| fail("spend", m))?);
         cols.impressions.push(count("impressions")?);
         cols.clicks.push(count("clicks")?);
-        cols.actions.push(action_list(row, "actions", &windows).map_err(|m| fail("actions", m))?);
-        cols.action_values.push(action_list(row, "action_values", &windows).map_err(|m| fail("action_values", m))?);
+        cols.actions
+            .push(action_list(row, "actions", &windows).map_err(|m| fail("actions", m))?);
+        cols.action_values.push(
+            action_list(row, "action_values", &windows).map_err(|m| fail("action_values", m))?,
+        );
         let extra: Map<String, Value> = row
             .iter()
             .filter(|(k, _)| !COMMON.contains(&k.as_str()) && !ids.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        cols.extra.push((!extra.is_empty()).then(|| Value::Object(extra).to_string()));
+        cols.extra
+            .push((!extra.is_empty()).then(|| Value::Object(extra).to_string()));
         cols.account.push(account);
         cols.currency.push(currency);
         cols.start.push(epoch_days(start));
@@ -158,7 +197,11 @@ pub fn parse_insights_page(
     let frame = cols
         .into_frame(spec.level, &windows.join(","), pulled_at)
         .map_err(|e| err(format!("building the frame: {e}")))?;
-    Ok(InsightsPage { frame, after, has_next })
+    Ok(InsightsPage {
+        frame,
+        after,
+        has_next,
+    })
 }
 
 /// Checks an `actions` / `action_values` array (objects with an `action_type` and
@@ -231,7 +274,12 @@ impl Cols {
         }
     }
 
-    fn into_frame(self, level: MetaLevel, windows: &str, pulled_at: DateTime<Utc>) -> PolarsResult<DataFrame> {
+    fn into_frame(
+        self,
+        level: MetaLevel,
+        windows: &str,
+        pulled_at: DateTime<Utc>,
+    ) -> PolarsResult<DataFrame> {
         let n = self.account.len();
         let mut columns: Vec<Column> = vec![
             Column::new("account_id".into(), self.account),
@@ -241,8 +289,12 @@ impl Cols {
             columns.push(Column::new((*name).into(), values));
         }
         columns.extend([
-            Series::new("date_start".into(), self.start).into_date().into(),
-            Series::new("date_stop".into(), self.stop).into_date().into(),
+            Series::new("date_start".into(), self.start)
+                .into_date()
+                .into(),
+            Series::new("date_stop".into(), self.stop)
+                .into_date()
+                .into(),
             Column::new("impressions".into(), self.impressions),
             Column::new("clicks".into(), self.clicks),
             Column::new("spend_micros".into(), self.spend),

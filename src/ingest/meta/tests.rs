@@ -41,7 +41,13 @@ fn pulled() -> DateTime<Utc> {
 }
 
 fn ints(df: &DataFrame, name: &str) -> Vec<i64> {
-    df.column(name).unwrap().i64().unwrap().iter().flatten().collect()
+    df.column(name)
+        .unwrap()
+        .i64()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect()
 }
 
 fn validate(df: &DataFrame, level: MetaLevel) {
@@ -55,7 +61,13 @@ fn validate(df: &DataFrame, level: MetaLevel) {
 
 #[test]
 fn a_page_parses_exactly_and_keeps_everything() {
-    let page = parse_insights_page(&fixture("insights_ad_page1.json"), &spec(MetaLevel::Ad), pulled(), PART).unwrap();
+    let page = parse_insights_page(
+        &fixture("insights_ad_page1.json"),
+        &spec(MetaLevel::Ad),
+        pulled(),
+        PART,
+    )
+    .unwrap();
     validate(&page.frame, MetaLevel::Ad);
     assert!(page.has_next);
     assert_eq!(page.after.as_deref(), Some("MQZDZD"));
@@ -75,7 +87,10 @@ fn a_page_parses_exactly_and_keeps_everything() {
     assert_eq!(actions[1], None);
     assert_eq!(strs(df, "action_values")[1], None);
     // An unknown field survives in extra.
-    assert_eq!(strs(df, "extra")[1].as_deref(), Some(r#"{"quality_ranking":"UNKNOWN"}"#));
+    assert_eq!(
+        strs(df, "extra")[1].as_deref(),
+        Some(r#"{"quality_ranking":"UNKNOWN"}"#)
+    );
     assert_eq!(strs(df, "extra")[0], None);
     assert_eq!(
         strs(df, "attribution_windows")[0].as_deref(),
@@ -85,12 +100,29 @@ fn a_page_parses_exactly_and_keeps_everything() {
 
 #[test]
 fn the_last_page_has_no_next_and_an_empty_page_is_a_typed_frame() {
-    let last = parse_insights_page(&fixture("insights_ad_last.json"), &spec(MetaLevel::Ad), pulled(), PART).unwrap();
+    let last = parse_insights_page(
+        &fixture("insights_ad_last.json"),
+        &spec(MetaLevel::Ad),
+        pulled(),
+        PART,
+    )
+    .unwrap();
     assert!(!last.has_next);
     assert_eq!(ints(&last.frame, "spend_micros"), [80_000_000]);
     validate(&last.frame, MetaLevel::Ad);
-    for level in [MetaLevel::Account, MetaLevel::Campaign, MetaLevel::Adset, MetaLevel::Ad] {
-        let empty = parse_insights_page(&fixture("insights_empty.json"), &spec(level), pulled(), PART).unwrap();
+    for level in [
+        MetaLevel::Account,
+        MetaLevel::Campaign,
+        MetaLevel::Adset,
+        MetaLevel::Ad,
+    ] {
+        let empty = parse_insights_page(
+            &fixture("insights_empty.json"),
+            &spec(level),
+            pulled(),
+            PART,
+        )
+        .unwrap();
         assert_eq!(empty.frame.height(), 0);
         assert!(!empty.has_next);
         validate(&empty.frame, level);
@@ -99,7 +131,13 @@ fn the_last_page_has_no_next_and_an_empty_page_is_a_typed_frame() {
 
 #[test]
 fn a_campaign_page_needs_only_campaign_ids() {
-    let page = parse_insights_page(&fixture("insights_ad_last.json"), &spec(MetaLevel::Campaign), pulled(), PART).unwrap();
+    let page = parse_insights_page(
+        &fixture("insights_ad_last.json"),
+        &spec(MetaLevel::Campaign),
+        pulled(),
+        PART,
+    )
+    .unwrap();
     validate(&page.frame, MetaLevel::Campaign);
     // Fields of a lower level than asked for are not dropped: they land in extra.
     let extra = strs(&page.frame, "extra")[0].clone().unwrap();
@@ -108,26 +146,54 @@ fn a_campaign_page_needs_only_campaign_ids() {
 
 #[test]
 fn bad_values_name_row_and_field_and_cut_bodies_are_retryable() {
-    let e = parse_insights_page(&fixture("insights_bad_spend.json"), &spec(MetaLevel::Campaign), pulled(), PART).unwrap_err();
-    assert_eq!((e.row, e.column.as_deref(), e.retryable), (Some(1), Some("spend"), false));
+    let e = parse_insights_page(
+        &fixture("insights_bad_spend.json"),
+        &spec(MetaLevel::Campaign),
+        pulled(),
+        PART,
+    )
+    .unwrap_err();
+    assert_eq!(
+        (e.row, e.column.as_deref(), e.retryable),
+        (Some(1), Some("spend"), false)
+    );
     assert_eq!(e.stream, "meta.insights_campaign");
-    let e = parse_insights_page(&fixture("insights_cut.json"), &spec(MetaLevel::Campaign), pulled(), PART).unwrap_err();
+    let e = parse_insights_page(
+        &fixture("insights_cut.json"),
+        &spec(MetaLevel::Campaign),
+        pulled(),
+        PART,
+    )
+    .unwrap_err();
     assert!(e.retryable, "{e}");
     // A row of another day than asked for is refused.
     let mut other = spec(MetaLevel::Ad);
     other.since = NaiveDate::from_ymd_opt(2026, 1, 3).unwrap();
     other.until = other.since;
-    let e = parse_insights_page(&fixture("insights_ad_last.json"), &other, pulled(), PART).unwrap_err();
+    let e =
+        parse_insights_page(&fixture("insights_ad_last.json"), &other, pulled(), PART).unwrap_err();
     assert_eq!(e.column.as_deref(), Some("date_start"));
     // An error body is not a page.
-    let e = parse_insights_page(&fixture("error_rate_limit.json"), &spec(MetaLevel::Ad), pulled(), PART).unwrap_err();
+    let e = parse_insights_page(
+        &fixture("error_rate_limit.json"),
+        &spec(MetaLevel::Ad),
+        pulled(),
+        PART,
+    )
+    .unwrap_err();
     assert!(e.message.contains("Graph error"), "{e}");
 }
 
 fn usage_headers(insights: &str, buc: &str) -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert("x-fb-ads-insights-throttle", HeaderValue::from_str(insights).unwrap());
-    h.insert("x-business-use-case-usage", HeaderValue::from_str(buc).unwrap());
+    h.insert(
+        "x-fb-ads-insights-throttle",
+        HeaderValue::from_str(insights).unwrap(),
+    );
+    h.insert(
+        "x-business-use-case-usage",
+        HeaderValue::from_str(buc).unwrap(),
+    );
     h
 }
 
@@ -151,12 +217,52 @@ fn usage_headers_are_read_and_slow_the_connector_down() {
     let t = tuning();
     let pause = pause_for(&u, &t).unwrap();
     assert!(pause > t.slow_down && pause < t.slow_down * 4, "{pause:?}");
-    assert_eq!(pause_for(&Usage { max_pct: 74.0, regain_minutes: 0 }, &t), None);
-    let full = pause_for(&Usage { max_pct: 100.0, regain_minutes: 0 }, &t).unwrap();
-    assert!(full.abs_diff(t.slow_down * 4) < Duration::from_millis(1), "{full:?}");
-    assert_eq!(pause_for(&Usage { max_pct: 100.0, regain_minutes: 3 }, &t), Some(t.minute * 3));
-    let never = MetaTuning { slow_down_above_pct: None, ..t };
-    assert_eq!(pause_for(&Usage { max_pct: 99.0, regain_minutes: 0 }, &never), None);
+    assert_eq!(
+        pause_for(
+            &Usage {
+                max_pct: 74.0,
+                regain_minutes: 0
+            },
+            &t
+        ),
+        None
+    );
+    let full = pause_for(
+        &Usage {
+            max_pct: 100.0,
+            regain_minutes: 0,
+        },
+        &t,
+    )
+    .unwrap();
+    assert!(
+        full.abs_diff(t.slow_down * 4) < Duration::from_millis(1),
+        "{full:?}"
+    );
+    assert_eq!(
+        pause_for(
+            &Usage {
+                max_pct: 100.0,
+                regain_minutes: 3
+            },
+            &t
+        ),
+        Some(t.minute * 3)
+    );
+    let never = MetaTuning {
+        slow_down_above_pct: None,
+        ..t
+    };
+    assert_eq!(
+        pause_for(
+            &Usage {
+                max_pct: 99.0,
+                regain_minutes: 0
+            },
+            &never
+        ),
+        None
+    );
     assert_eq!(Usage::from_headers(&HeaderMap::new()), None);
 }
 
@@ -168,7 +274,12 @@ fn verdicts_follow_metas_error_codes() {
         r#"{"451278390012":[{"type":"ads_insights","call_count":100,"total_cputime":20,"total_time":100,"estimated_time_to_regain_access":2}]}"#,
     );
     // A block waits exactly the named regain time (2 of Meta's minutes).
-    match verdict(StatusCode::BAD_REQUEST, &blocked, &fixture("error_rate_limit.json"), &t) {
+    match verdict(
+        StatusCode::BAD_REQUEST,
+        &blocked,
+        &fixture("error_rate_limit.json"),
+        &t,
+    ) {
         Verdict::Retry { after, reason } => {
             assert_eq!(after, Some(t.minute * 2));
             assert!(reason.contains("80000"), "{reason}");
@@ -176,16 +287,34 @@ fn verdicts_follow_metas_error_codes() {
         v => panic!("{v:?}"),
     }
     // Longer than the run may wait: deferred.
-    let short = MetaTuning { max_block_wait: Duration::from_millis(500), ..t };
+    let short = MetaTuning {
+        max_block_wait: Duration::from_millis(500),
+        ..t
+    };
     assert!(matches!(
-        verdict(StatusCode::BAD_REQUEST, &blocked, &fixture("error_rate_limit.json"), &short),
+        verdict(
+            StatusCode::BAD_REQUEST,
+            &blocked,
+            &fixture("error_rate_limit.json"),
+            &short
+        ),
         Verdict::QuotaSpent(_)
     ));
     assert!(matches!(
-        verdict(StatusCode::INTERNAL_SERVER_ERROR, &HeaderMap::new(), &fixture("error_transient.json"), &t),
+        verdict(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &HeaderMap::new(),
+            &fixture("error_transient.json"),
+            &t
+        ),
         Verdict::Retry { after: None, .. }
     ));
-    match verdict(StatusCode::BAD_REQUEST, &HeaderMap::new(), &fixture("error_invalid_token.json"), &t) {
+    match verdict(
+        StatusCode::BAD_REQUEST,
+        &HeaderMap::new(),
+        &fixture("error_invalid_token.json"),
+        &t,
+    ) {
         Verdict::Fatal(m) => assert!(m.contains("190") && m.contains("BmX1tFixtureTrace2"), "{m}"),
         v => panic!("{v:?}"),
     }
@@ -198,22 +327,19 @@ fn verdicts_follow_metas_error_codes() {
 
 #[test]
 fn report_runs_parse() {
-    assert_eq!(parse_run_id(&fixture("report_run_created.json")).unwrap(), "6211389271834");
+    assert_eq!(
+        parse_run_id(&fixture("report_run_created.json")).unwrap(),
+        "6211389271834"
+    );
     let running = parse_report_run(&fixture("report_run_running.json")).unwrap();
     assert!(!running.completed() && !running.dead());
     assert_eq!(running.async_percent_completion, 42.0);
-    assert!(parse_report_run(&fixture("report_run_completed.json")).unwrap().completed());
+    assert!(
+        parse_report_run(&fixture("report_run_completed.json"))
+            .unwrap()
+            .completed()
+    );
     let e = parse_graph_error(&fixture("error_invalid_token.json")).unwrap();
     assert_eq!((e.code, e.error_subcode), (190, Some(463)));
     assert!(parse_graph_error(&fixture("report_run_created.json")).is_none());
-}
-
-#[test]
-fn zz_scratch_demo_accounts() {
-    let plan = crate::sim::plan::WorldPlan::generate(42, 90, 4, 180);
-    let mut seen = std::collections::BTreeSet::new();
-    for c in &plan.campaigns {
-        seen.insert((c.channel.key, c.account_id.clone()));
-    }
-    println!("SCRATCH demo accounts: {seen:?}");
 }

@@ -73,8 +73,7 @@ impl Usage {
             seen = true;
             take(&o, &["call_count", "total_cputime", "total_time"]);
         }
-        if let Some(Value::Object(by_business)) =
-            header_json(headers, "x-business-use-case-usage")
+        if let Some(Value::Object(by_business)) = header_json(headers, "x-business-use-case-usage")
         {
             seen = true;
             for cases in by_business.values() {
@@ -109,7 +108,12 @@ pub fn pause_for(usage: &Usage, tuning: &MetaTuning) -> Option<Duration> {
 /// `Retry-After`, or our backoff), and become a deferral when that is longer than the
 /// tuning allows; transient errors and 5xx retry; anything else is fatal, with Meta's code,
 /// message and trace id.
-pub fn verdict(status: StatusCode, headers: &HeaderMap, body: &[u8], tuning: &MetaTuning) -> Verdict {
+pub fn verdict(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    tuning: &MetaTuning,
+) -> Verdict {
     if status.is_success() {
         return Verdict::Done;
     }

@@ -47,7 +47,9 @@ struct ErrorBody {
 
 /// The Graph error of a body, when it is one.
 pub fn parse_graph_error(body: &[u8]) -> Option<GraphError> {
-    serde_json::from_slice::<ErrorBody>(body).ok().map(|b| b.error)
+    serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .map(|b| b.error)
 }
 
 /// `POST act_<id>/insights` answers `{"report_run_id": "..."}`.

@@ -105,7 +105,10 @@ impl NaverConnector {
             .header("X-Timestamp", ts.to_string())
             .header("X-API-KEY", self.api_key.expose())
             .header("X-Customer", self.customer_id.to_string())
-            .header("X-Signature", signature(self.secret_key.expose(), ts, "GET", path))
+            .header(
+                "X-Signature",
+                signature(self.secret_key.expose(), ts, "GET", path),
+            )
     }
 
     /// Keeps secrets out of any message built from an answer.
@@ -117,7 +120,10 @@ impl NaverConnector {
                 .fold(s, |s, k| s.replace(k, "***"))
         };
         match verdict(status, headers, body) {
-            Verdict::Retry { after, reason } => Verdict::Retry { after, reason: scrub(reason) },
+            Verdict::Retry { after, reason } => Verdict::Retry {
+                after,
+                reason: scrub(reason),
+            },
             Verdict::QuotaSpent(m) => Verdict::QuotaSpent(scrub(m)),
             Verdict::Fatal(m) => Verdict::Fatal(scrub(m)),
             Verdict::Done => Verdict::Done,
@@ -137,7 +143,12 @@ impl Connector for NaverConnector {
 
     /// One campaign list, then one `/stats` call per batch of campaigns; the campaigns with
     /// statistics on the busiest of the last seven landed days stand in for the list's size.
-    fn plan(&self, _stream: &StreamSpec, day: NaiveDate, history: &StreamState) -> Vec<PlannedCalls> {
+    fn plan(
+        &self,
+        _stream: &StreamSpec,
+        day: NaiveDate,
+        history: &StreamState,
+    ) -> Vec<PlannedCalls> {
         let rows = history
             .partitions
             .range(..day)
@@ -180,7 +191,8 @@ impl Connector for NaverConnector {
         };
         let ids: Vec<&str> = campaigns.iter().map(|c| c.id.as_str()).collect();
         let fields = serde_json::json!(FIELDS).to_string();
-        let range = serde_json::json!({"since": day.to_string(), "until": day.to_string()}).to_string();
+        let range =
+            serde_json::json!({"since": day.to_string(), "until": day.to_string()}).to_string();
         let mut frames = Vec::new();
         for batch in ids.chunks(STATS_BATCH) {
             let query = [
@@ -210,7 +222,8 @@ impl Connector for NaverConnector {
             Some((first, rest)) => {
                 let mut all = first.clone();
                 for f in rest {
-                    all.vstack_mut(f).map_err(|e| source_error(format!("combining batches: {e}")))?;
+                    all.vstack_mut(f)
+                        .map_err(|e| source_error(format!("combining batches: {e}")))?;
                 }
                 all
             }

@@ -26,7 +26,11 @@ pub struct NaverCampaign {
 
 fn json(body: &[u8], partition: &str) -> Result<Value, ParseError> {
     serde_json::from_slice(body).map_err(|e| {
-        let err = ParseError::new(STREAM, partition, format!("not complete JSON (body cut short or corrupt): {e}"));
+        let err = ParseError::new(
+            STREAM,
+            partition,
+            format!("not complete JSON (body cut short or corrupt): {e}"),
+        );
         match e.classify() {
             Category::Syntax | Category::Eof | Category::Io => err.truncated(),
             Category::Data => err,
@@ -50,9 +54,15 @@ pub fn parse_campaigns(body: &[u8], partition: &str) -> Result<Vec<NaverCampaign
                 .get("nccCampaignId")
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty())
-                .ok_or_else(|| err("no nccCampaignId".into()).at_row(row).in_column("nccCampaignId"))?;
+                .ok_or_else(|| {
+                    err("no nccCampaignId".into())
+                        .at_row(row)
+                        .in_column("nccCampaignId")
+                })?;
             if !seen.insert(id.to_string()) {
-                return Err(err(format!("campaign {id} is listed twice")).at_row(row).in_column("nccCampaignId"));
+                return Err(err(format!("campaign {id} is listed twice"))
+                    .at_row(row)
+                    .in_column("nccCampaignId"));
             }
             Ok(NaverCampaign {
                 id: id.to_string(),
@@ -111,10 +121,16 @@ pub fn parse_stats(
             .filter(|s| !s.is_empty())
             .ok_or_else(|| fail("id", "is missing".into()))?;
         let Some(name) = spec.names.get(id) else {
-            return Err(fail("id", format!("{id} is not a campaign of the list that was asked for")));
+            return Err(fail(
+                "id",
+                format!("{id} is not a campaign of the list that was asked for"),
+            ));
         };
         let date = |k: &str| -> Result<NaiveDate, ParseError> {
-            let s = row.get(k).and_then(Value::as_str).ok_or_else(|| fail(k, "is missing".into()))?;
+            let s = row
+                .get(k)
+                .and_then(Value::as_str)
+                .ok_or_else(|| fail(k, "is missing".into()))?;
             // Dates come as YYYY-MM-DD (older answers: with a time part).
             NaiveDate::parse_from_str(s.get(..10).unwrap_or(s), "%Y-%m-%d")
                 .map_err(|_| fail(k, format!("{s:?} is not a date")))
@@ -122,10 +138,21 @@ pub fn parse_stats(
         let start = date("dateStart")?;
         let end = date("dateEnd")?;
         if start != end {
-            return Err(fail("dateEnd", format!("the row covers {start}..{end}, not one day: timeIncrement=1 was not honoured")));
+            return Err(fail(
+                "dateEnd",
+                format!(
+                    "the row covers {start}..{end}, not one day: timeIncrement=1 was not honoured"
+                ),
+            ));
         }
         if start < spec.since || start > spec.until {
-            return Err(fail("dateStart", format!("{start} is outside the requested {}..{}", spec.since, spec.until)));
+            return Err(fail(
+                "dateStart",
+                format!(
+                    "{start} is outside the requested {}..{}",
+                    spec.since, spec.until
+                ),
+            ));
         }
         let field = |k: &str| -> Result<i64, ParseError> {
             let v = row.get(k).ok_or_else(|| fail(k, "is missing".into()))?;
@@ -143,7 +170,10 @@ pub fn parse_stats(
         value.push(field("convAmt")?);
         let extra: Map<String, Value> = row
             .iter()
-            .filter(|(k, _)| !FIELDS.contains(&k.as_str()) && !matches!(k.as_str(), "id" | "dateStart" | "dateEnd"))
+            .filter(|(k, _)| {
+                !FIELDS.contains(&k.as_str())
+                    && !matches!(k.as_str(), "id" | "dateStart" | "dateEnd")
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         extras.push((!extra.is_empty()).then(|| Value::Object(extra).to_string()));
@@ -184,7 +214,9 @@ pub struct NaverError {
 pub fn parse_error(body: &[u8]) -> Option<NaverError> {
     let v: Value = serde_json::from_slice(body).ok()?;
     let o = v.as_object()?;
-    let code = o.get("code").and_then(|c| c.as_i64().or_else(|| c.as_str()?.parse().ok()));
+    let code = o
+        .get("code")
+        .and_then(|c| c.as_i64().or_else(|| c.as_str()?.parse().ok()));
     let message = ["title", "message", "detail"]
         .iter()
         .filter_map(|k| o.get(*k).and_then(Value::as_str))

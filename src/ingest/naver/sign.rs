@@ -33,7 +33,8 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
 /// `X-Signature` for a request: base64 of HMAC-SHA256(secret, "{ts}.{method}.{path}").
 pub fn signature(secret: &str, timestamp_ms: i64, method: &str, path: &str) -> String {
     let message = format!("{timestamp_ms}.{method}.{path}");
-    base64::engine::general_purpose::STANDARD.encode(hmac_sha256(secret.as_bytes(), message.as_bytes()))
+    base64::engine::general_purpose::STANDARD
+        .encode(hmac_sha256(secret.as_bytes(), message.as_bytes()))
 }
 
 #[cfg(test)]
@@ -58,7 +59,10 @@ mod tests {
         );
         // Test case 6: a key longer than the block is hashed first.
         assert_eq!(
-            hex(&hmac_sha256(&[0xaa; 131], b"Test Using Larger Than Block-Size Key - Hash Key First")),
+            hex(&hmac_sha256(
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First"
+            )),
             "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
         );
     }
@@ -69,7 +73,10 @@ mod tests {
         assert_eq!(s.len(), 44, "base64 of 32 bytes");
         assert_ne!(s, signature("secret", 1_767_398_400_001, "GET", "/stats"));
         assert_ne!(s, signature("secret", 1_767_398_400_000, "POST", "/stats"));
-        assert_ne!(s, signature("secret", 1_767_398_400_000, "GET", "/ncc/campaigns"));
+        assert_ne!(
+            s,
+            signature("secret", 1_767_398_400_000, "GET", "/ncc/campaigns")
+        );
         assert_ne!(s, signature("other", 1_767_398_400_000, "GET", "/stats"));
     }
 }

@@ -39,7 +39,13 @@ fn spec(names: &HashMap<String, Option<String>>) -> StatsSpec<'_> {
 }
 
 fn ints(df: &DataFrame, name: &str) -> Vec<i64> {
-    df.column(name).unwrap().i64().unwrap().iter().flatten().collect()
+    df.column(name)
+        .unwrap()
+        .i64()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect()
 }
 
 #[test]
@@ -49,34 +55,59 @@ fn the_campaign_list_gives_ids_and_names() {
     assert_eq!(c[0].id, "cmp-a001-01-000000004312345");
     assert_eq!(c[1].name.as_deref(), Some("naver_android_lookalike_02"));
     let e = parse_campaigns(br#"[{"name":"x"}]"#, PART).unwrap_err();
-    assert_eq!((e.row, e.column.as_deref()), (Some(1), Some("nccCampaignId")));
+    assert_eq!(
+        (e.row, e.column.as_deref()),
+        (Some(1), Some("nccCampaignId"))
+    );
 }
 
 #[test]
 fn a_day_of_stats_parses_exactly() {
     let names = names();
     let df = parse_stats(&fixture("stats_day.json"), &spec(&names), pulled(), PART).unwrap();
-    Registry::embedded().unwrap().get(TABLE).unwrap().validate(&df, PART).unwrap();
+    Registry::embedded()
+        .unwrap()
+        .get(TABLE)
+        .unwrap()
+        .validate(&df, PART)
+        .unwrap();
     assert_eq!(df.height(), 2);
     assert_eq!(ints(&df, "spend_micros"), [245_300_000_000, 0]);
     assert_eq!(ints(&df, "conversion_value_micros"), [129_000_000_000, 0]);
     assert_eq!(ints(&df, "impressions"), [18_234, 0]);
     assert_eq!(ints(&df, "clicks"), [412, 0]);
     assert_eq!(ints(&df, "conversions"), [37, 0]);
-    assert_eq!(strs(&df, "campaign_name")[0].as_deref(), Some("naver_all_brand_01"));
+    assert_eq!(
+        strs(&df, "campaign_name")[0].as_deref(),
+        Some("naver_all_brand_01")
+    );
     assert_eq!(strs(&df, "currency")[0].as_deref(), Some("KRW"));
     assert_eq!(strs(&df, "customer_id")[0].as_deref(), Some("2481537"));
     assert_eq!(strs(&df, "extra")[1].as_deref(), Some(r#"{"ctr":0.0}"#));
     let empty = parse_stats(&fixture("stats_empty.json"), &spec(&names), pulled(), PART).unwrap();
     assert_eq!(empty.height(), 0);
-    Registry::embedded().unwrap().get(TABLE).unwrap().validate(&empty, PART).unwrap();
+    Registry::embedded()
+        .unwrap()
+        .get(TABLE)
+        .unwrap()
+        .validate(&empty, PART)
+        .unwrap();
 }
 
 #[test]
 fn bad_and_cut_answers_fail_clearly() {
     let names = names();
-    let e = parse_stats(&fixture("stats_bad_sales.json"), &spec(&names), pulled(), PART).unwrap_err();
-    assert_eq!((e.row, e.column.as_deref(), e.retryable), (Some(1), Some("salesAmt"), false));
+    let e = parse_stats(
+        &fixture("stats_bad_sales.json"),
+        &spec(&names),
+        pulled(),
+        PART,
+    )
+    .unwrap_err();
+    assert_eq!(
+        (e.row, e.column.as_deref(), e.retryable),
+        (Some(1), Some("salesAmt"), false)
+    );
     assert_eq!(e.stream, STREAM);
     let e = parse_stats(&fixture("stats_cut.json"), &spec(&names), pulled(), PART).unwrap_err();
     assert!(e.retryable, "{e}");
@@ -90,7 +121,11 @@ fn bad_and_cut_answers_fail_clearly() {
 fn throttling_is_retried_and_refusals_are_fatal() {
     let mut h = HeaderMap::new();
     h.insert("retry-after", HeaderValue::from_static("2"));
-    match verdict(StatusCode::TOO_MANY_REQUESTS, &h, &fixture("error_throttle.json")) {
+    match verdict(
+        StatusCode::TOO_MANY_REQUESTS,
+        &h,
+        &fixture("error_throttle.json"),
+    ) {
         Verdict::Retry { after, reason } => {
             assert_eq!(after, Some(std::time::Duration::from_secs(2)));
             assert!(reason.contains("1016"), "{reason}");
@@ -99,12 +134,23 @@ fn throttling_is_retried_and_refusals_are_fatal() {
     }
     // Code 1016 is throttling whatever the status.
     assert!(matches!(
-        verdict(StatusCode::BAD_REQUEST, &HeaderMap::new(), &fixture("error_throttle.json")),
+        verdict(
+            StatusCode::BAD_REQUEST,
+            &HeaderMap::new(),
+            &fixture("error_throttle.json")
+        ),
         Verdict::Retry { .. }
     ));
-    match verdict(StatusCode::UNAUTHORIZED, &HeaderMap::new(), &fixture("error_no_permission.json")) {
+    match verdict(
+        StatusCode::UNAUTHORIZED,
+        &HeaderMap::new(),
+        &fixture("error_no_permission.json"),
+    ) {
         Verdict::Fatal(m) => assert!(m.contains("1018") && m.contains("refused"), "{m}"),
         v => panic!("{v:?}"),
     }
-    assert_eq!(verdict(StatusCode::OK, &HeaderMap::new(), b"[]"), Verdict::Done);
+    assert_eq!(
+        verdict(StatusCode::OK, &HeaderMap::new(), b"[]"),
+        Verdict::Done
+    );
 }

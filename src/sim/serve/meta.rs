@@ -253,7 +253,12 @@ pub fn totals(level: MetaLevel, ad_days: &[AdDay]) -> Vec<AdDay> {
 
 /// One action entry: `value` (Meta's default attribution, 7d click + 1d view) and a key per
 /// requested window, zero windows left out as Meta does; `None` when every figure is zero.
-fn action(action_type: &str, per_window: [String; 4], default: String, windows: &[&str]) -> Option<Value> {
+fn action(
+    action_type: &str,
+    per_window: [String; 4],
+    default: String,
+    windows: &[&str],
+) -> Option<Value> {
     let mut o = Map::new();
     o.insert("action_type".into(), json!(action_type));
     o.insert("value".into(), json!(default));
@@ -267,7 +272,12 @@ fn action(action_type: &str, per_window: [String; 4], default: String, windows: 
 
 /// Insights rows of `level` (already summed with [`totals`]) with only the requested
 /// `fields` (plus `date_start` / `date_stop`, which Meta always sends).
-pub fn insight_rows(level: MetaLevel, totals: &[AdDay], windows: &[&str], fields: &[&str]) -> Vec<Value> {
+pub fn insight_rows(
+    level: MetaLevel,
+    totals: &[AdDay],
+    windows: &[&str],
+    fields: &[&str],
+) -> Vec<Value> {
     totals
         .iter()
         .map(|t| {
@@ -362,9 +372,17 @@ mod tests {
             values: [0, 4_990_000, 4_990_000, 0],
             ..AdDay::default()
         };
-        let t = totals(MetaLevel::Campaign, &[ad("a1", 1_004_000), ad("a2", 1_004_000)]);
+        let t = totals(
+            MetaLevel::Campaign,
+            &[ad("a1", 1_004_000), ad("a2", 1_004_000)],
+        );
         assert_eq!(t.len(), 1);
-        let rows = insight_rows(MetaLevel::Campaign, &t, &["1d_click", "7d_click"], &["campaign_id", "spend", "actions", "action_values"]);
+        let rows = insight_rows(
+            MetaLevel::Campaign,
+            &t,
+            &["1d_click", "7d_click"],
+            &["campaign_id", "spend", "actions", "action_values"],
+        );
         let r = &rows[0];
         assert_eq!(r["spend"], "2.01");
         assert!(r.get("impressions").is_none());
@@ -372,7 +390,10 @@ mod tests {
         assert_eq!(r["actions"][0]["1d_click"], "2");
         assert!(r["actions"][0].get("28d_click").is_none());
         assert_eq!(r["actions"][1]["7d_click"], "2");
-        assert!(r["actions"][1].get("1d_click").is_none(), "zero windows are left out");
+        assert!(
+            r["actions"][1].get("1d_click").is_none(),
+            "zero windows are left out"
+        );
         assert_eq!(r["action_values"][0]["7d_click"], "9.98");
         assert_eq!(r["date_start"], "2026-01-02");
     }

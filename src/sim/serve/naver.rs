@@ -48,16 +48,29 @@ pub async fn world_customers(lake: &Lake) -> Result<Vec<String>, NaverServeError
         .select([col("account_id")])
         .unique_stable(None, UniqueKeepStrategy::First)
         .collect()?;
-    Ok(df.column("account_id")?.str()?.iter().flatten().map(str::to_string).collect())
+    Ok(df
+        .column("account_id")?
+        .str()?
+        .iter()
+        .flatten()
+        .map(str::to_string)
+        .collect())
 }
 
 /// The customer's campaigns as `(nccCampaignId, name)`, in id order.
-pub async fn world_campaigns(lake: &Lake, customer: &str) -> Result<Vec<(String, String)>, NaverServeError> {
+pub async fn world_campaigns(
+    lake: &Lake,
+    customer: &str,
+) -> Result<Vec<(String, String)>, NaverServeError> {
     let registry = Registry::embedded()?;
     let df = lake
         .scan(registry.get("sim.campaigns")?, DateRange::all())
         .await?
-        .filter(col("channel").eq(lit(CHANNEL)).and(col("account_id").eq(lit(customer.to_string()))))
+        .filter(
+            col("channel")
+                .eq(lit(CHANNEL))
+                .and(col("account_id").eq(lit(customer.to_string()))),
+        )
         .select([col("campaign_id"), col("campaign_name")])
         .unique_stable_generic(Some(vec![col("campaign_id")]), UniqueKeepStrategy::First)
         .sort(["campaign_id"], SortMultipleOptions::default())
@@ -82,7 +95,11 @@ pub async fn world_campaign_days(
     let df = lake
         .scan(registry.get("sim.ad_daily")?, DateRange::new(since, until))
         .await?
-        .filter(col("channel").eq(lit(CHANNEL)).and(col("account_id").eq(lit(customer.to_string()))))
+        .filter(
+            col("channel")
+                .eq(lit(CHANNEL))
+                .and(col("account_id").eq(lit(customer.to_string()))),
+        )
         .select([
             col("dt"),
             col("campaign_id"),
@@ -94,10 +111,26 @@ pub async fn world_campaign_days(
         ])
         .collect()?;
     let int = |name: &str| -> Result<Vec<i64>, NaverServeError> {
-        Ok(df.column(name)?.i64()?.iter().map(Option::unwrap_or_default).collect())
+        Ok(df
+            .column(name)?
+            .i64()?
+            .iter()
+            .map(Option::unwrap_or_default)
+            .collect())
     };
-    let days: Vec<i32> = df.column("dt")?.date()?.physical().iter().map(Option::unwrap_or_default).collect();
-    let ids: Vec<String> = df.column("campaign_id")?.str()?.iter().map(|v| v.unwrap_or_default().to_string()).collect();
+    let days: Vec<i32> = df
+        .column("dt")?
+        .date()?
+        .physical()
+        .iter()
+        .map(Option::unwrap_or_default)
+        .collect();
+    let ids: Vec<String> = df
+        .column("campaign_id")?
+        .str()?
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect();
     let (imp, clk, spend, conv, value) = (
         int("impressions")?,
         int("clicks")?,
@@ -107,11 +140,13 @@ pub async fn world_campaign_days(
     );
     let mut by: BTreeMap<(i32, String), CampaignDay> = BTreeMap::new();
     for i in 0..df.height() {
-        let t = by.entry((days[i], ids[i].clone())).or_insert_with(|| CampaignDay {
-            day: NaiveDate::default() + chrono::Duration::days(i64::from(days[i])),
-            campaign_id: ids[i].clone(),
-            ..CampaignDay::default()
-        });
+        let t = by
+            .entry((days[i], ids[i].clone()))
+            .or_insert_with(|| CampaignDay {
+                day: NaiveDate::default() + chrono::Duration::days(i64::from(days[i])),
+                campaign_id: ids[i].clone(),
+                ..CampaignDay::default()
+            });
         t.impressions += imp[i];
         t.clicks += clk[i];
         t.spend_micros += spend[i];

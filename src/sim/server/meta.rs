@@ -108,7 +108,14 @@ struct InsightsQuery {
     after: Option<String>,
 }
 
-fn graph_error(status: StatusCode, code: i64, subcode: Option<i64>, kind: &str, message: &str, transient: bool) -> Response {
+fn graph_error(
+    status: StatusCode,
+    code: i64,
+    subcode: Option<i64>,
+    kind: &str,
+    message: &str,
+    transient: bool,
+) -> Response {
     let mut e = json!({
         "message": message,
         "type": kind,
@@ -130,7 +137,14 @@ fn graph_error(status: StatusCode, code: i64, subcode: Option<i64>, kind: &str, 
 }
 
 fn bad_param(message: &str) -> Response {
-    graph_error(StatusCode::BAD_REQUEST, 100, None, "OAuthException", &format!("(#100) {message}"), false)
+    graph_error(
+        StatusCode::BAD_REQUEST,
+        100,
+        None,
+        "OAuthException",
+        &format!("(#100) {message}"),
+        false,
+    )
 }
 
 /// Checks the token: the `access_token` parameter, or `Authorization: Bearer|OAuth <token>`.
@@ -138,11 +152,28 @@ fn authorise(headers: &HeaderMap, param: Option<&str>) -> Result<(), Response> {
     let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("OAuth ")));
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("OAuth "))
+        });
     match param.or(from_header) {
-        None => Err(graph_error(StatusCode::BAD_REQUEST, 104, None, "OAuthException", "An access token is required to request this resource.", false)),
+        None => Err(graph_error(
+            StatusCode::BAD_REQUEST,
+            104,
+            None,
+            "OAuthException",
+            "An access token is required to request this resource.",
+            false,
+        )),
         Some(t) if t == credentials::META_ACCESS_TOKEN => Ok(()),
-        Some(_) => Err(graph_error(StatusCode::BAD_REQUEST, 190, None, "OAuthException", "Invalid OAuth access token - Cannot parse access token", false)),
+        Some(_) => Err(graph_error(
+            StatusCode::BAD_REQUEST,
+            190,
+            None,
+            "OAuthException",
+            "Invalid OAuth access token - Cannot parse access token",
+            false,
+        )),
     }
 }
 
@@ -159,7 +190,10 @@ fn usage_headers(pct: f64, regain_minutes: u32) -> HeaderMap {
         "estimated_time_to_regain_access": regain_minutes,
         "ads_api_access_tier": "standard_access",
     }]});
-    for (name, v) in [("x-fb-ads-insights-throttle", insights), ("x-business-use-case-usage", buc)] {
+    for (name, v) in [
+        ("x-fb-ads-insights-throttle", insights),
+        ("x-business-use-case-usage", buc),
+    ] {
         if let Ok(v) = HeaderValue::from_str(&v.to_string()) {
             h.insert(name, v);
         }
@@ -195,7 +229,10 @@ async fn meter(state: &ServerState, sim: &MetaSim) -> Result<HeaderMap, Response
     let used = {
         let mut calls = sim.calls.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        while calls.front().is_some_and(|t| now.duration_since(*t) > opts.usage_window) {
+        while calls
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > opts.usage_window)
+        {
             calls.pop_front();
         }
         let before = calls.len() as f64 * opts.usage_per_call_pct;
@@ -222,7 +259,14 @@ fn early_fault(fault: Fault, opts: &MetaOptions) -> Option<Response> {
         Fault::Throttle => Some(rate_limited(opts, opts.regain_minutes)),
         // Blocked far longer than any run waits.
         Fault::QuotaSpent => Some(rate_limited(opts, 60)),
-        Fault::ServerError => Some(graph_error(StatusCode::INTERNAL_SERVER_ERROR, 2, None, "OAuthException", "An unexpected error has occurred. Please retry your request later.", true)),
+        Fault::ServerError => Some(graph_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            2,
+            None,
+            "OAuthException",
+            "An unexpected error has occurred. Please retry your request later.",
+            true,
+        )),
         _ => None,
     }
 }
@@ -233,16 +277,33 @@ fn ok_json(body: String, fault: Fault, h: HeaderMap) -> Response {
             let mut b = body.into_bytes();
             b.truncate(b.len() / 2);
             return with_headers(
-                (StatusCode::OK, [(header::CONTENT_TYPE, "application/json; charset=UTF-8")], b).into_response(),
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
+                    b,
+                )
+                    .into_response(),
                 h,
             );
         }
         // A complete body with an impossible value: not retryable, named by the parser.
-        Fault::Malform => body.replacen("\"spend\":\"", "\"spend\":\"1,", 1).replacen("\"async_percent_completion\":", "\"async_percent_completion\":\"n/a\",\"x\":", 1).replacen("\"report_run_id\":\"", "\"report_run_id\":null,\"y\":\"", 1),
+        Fault::Malform => body
+            .replacen("\"spend\":\"", "\"spend\":\"1,", 1)
+            .replacen(
+                "\"async_percent_completion\":",
+                "\"async_percent_completion\":\"n/a\",\"x\":",
+                1,
+            )
+            .replacen("\"report_run_id\":\"", "\"report_run_id\":null,\"y\":\"", 1),
         _ => body,
     };
     with_headers(
-        (StatusCode::OK, [(header::CONTENT_TYPE, "application/json; charset=UTF-8")], body).into_response(),
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json; charset=UTF-8")],
+            body,
+        )
+            .into_response(),
         h,
     )
 }
@@ -253,15 +314,22 @@ fn level_of(q: &InsightsQuery) -> Result<MetaLevel, Response> {
         "campaign" => Ok(MetaLevel::Campaign),
         "adset" => Ok(MetaLevel::Adset),
         "ad" => Ok(MetaLevel::Ad),
-        other => Err(bad_param(&format!("level must be one of the following values: ad, adset, campaign, account (got {other})"))),
+        other => Err(bad_param(&format!(
+            "level must be one of the following values: ad, adset, campaign, account (got {other})"
+        ))),
     }
 }
 
 /// `time_range={"since":"YYYY-MM-DD","until":"YYYY-MM-DD"}`.
 fn range_of(q: &InsightsQuery) -> Result<(NaiveDate, NaiveDate), Response> {
     let bad = || bad_param("time_range must be {'since':YYYY-MM-DD,'until':YYYY-MM-DD}");
-    let v: Value = serde_json::from_str(q.time_range.as_deref().ok_or_else(bad)?).map_err(|_| bad())?;
-    let d = |k: &str| v.get(k).and_then(Value::as_str).and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok());
+    let v: Value =
+        serde_json::from_str(q.time_range.as_deref().ok_or_else(bad)?).map_err(|_| bad())?;
+    let d = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+    };
     match (d("since"), d("until")) {
         (Some(s), Some(u)) if s <= u => Ok((s, u)),
         _ => Err(bad()),
@@ -285,22 +353,42 @@ fn cursor(i: usize) -> String {
 fn offset_of(after: Option<&str>) -> Result<usize, Response> {
     let Some(a) = after else { return Ok(0) };
     let bad = || bad_param("Invalid cursor");
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(a).map_err(|_| bad())?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(a)
+        .map_err(|_| bad())?;
     let text = String::from_utf8(raw).map_err(|_| bad())?;
-    let i: usize = text.strip_prefix("offset:").and_then(|n| n.parse().ok()).ok_or_else(bad)?;
+    let i: usize = text
+        .strip_prefix("offset:")
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(bad)?;
     Ok(i + 1)
 }
 
 /// Renders the page of `q` for an account's world, with cursors and `next` as Meta does.
-async fn page(state: &ServerState, account: &str, q: &InsightsQuery, host: &str, path: &str) -> Result<String, Response> {
+async fn page(
+    state: &ServerState,
+    account: &str,
+    q: &InsightsQuery,
+    host: &str,
+    path: &str,
+) -> Result<String, Response> {
     let level = level_of(q)?;
     let (since, until) = range_of(q)?;
-    let windows_text = q.action_attribution_windows.clone().unwrap_or_else(|| "[\"7d_click\",\"1d_view\"]".into());
-    let windows: Vec<String> = serde_json::from_str(&windows_text).map_err(|_| bad_param("action_attribution_windows must be a JSON array"))?;
+    let windows_text = q
+        .action_attribution_windows
+        .clone()
+        .unwrap_or_else(|| "[\"7d_click\",\"1d_view\"]".into());
+    let windows: Vec<String> = serde_json::from_str(&windows_text)
+        .map_err(|_| bad_param("action_attribution_windows must be a JSON array"))?;
     let windows: Vec<&str> = windows.iter().map(String::as_str).collect();
-    let fields_text = q.fields.clone().unwrap_or_else(|| "impressions,spend".into());
+    let fields_text = q
+        .fields
+        .clone()
+        .unwrap_or_else(|| "impressions,spend".into());
     let fields: Vec<&str> = fields_text.split(',').map(str::trim).collect();
-    let days = world_ad_days(&state.lake, account, since, until).await.map_err(world_error)?;
+    let days = world_ad_days(&state.lake, account, since, until)
+        .await
+        .map_err(world_error)?;
     let rows = insight_rows(level, &totals(level, &days), &windows, &fields);
     let limit = q.limit.unwrap_or(25).clamp(1, 5000);
     let start = offset_of(q.after.as_deref())?.min(rows.len());
@@ -322,7 +410,11 @@ async fn page(state: &ServerState, account: &str, q: &InsightsQuery, host: &str,
 }
 
 fn host(headers: &HeaderMap) -> String {
-    headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1").to_string()
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_string()
 }
 
 /// `GET /{version}/act_<id>/insights` (sync) or `GET /{version}/<run>/insights` (results).
@@ -381,7 +473,9 @@ fn unknown_object(id: &str) -> Response {
         100,
         Some(33),
         "GraphMethodException",
-        &format!("Unsupported get request. Object with ID '{id}' does not exist, cannot be loaded due to missing permissions, or does not support this operation. Please read the Graph API documentation at https://developers.facebook.com/docs/graph-api"),
+        &format!(
+            "Unsupported get request. Object with ID '{id}' does not exist, cannot be loaded due to missing permissions, or does not support this operation. Please read the Graph API documentation at https://developers.facebook.com/docs/graph-api"
+        ),
         false,
     )
 }
@@ -426,7 +520,10 @@ async fn create_run(
         polls: 0,
         stuck: n < u64::from(state.options.meta.stuck_runs),
     };
-    sim.runs.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), run);
+    sim.runs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(id.clone(), run);
     ok_json(json!({ "report_run_id": id }).to_string(), fault, usage)
 }
 
@@ -463,7 +560,11 @@ async fn run_status(
         run.polls += 1;
         let (status, pct) = run.progress();
         let (since, until) = range_of(&run.query).unwrap_or_default();
-        let completed_at = if status == "Job Completed" { 1_767_398_460 } else { 0 };
+        let completed_at = if status == "Job Completed" {
+            1_767_398_460
+        } else {
+            0
+        };
         json!({
             "id": node,
             "account_id": run.account.trim_start_matches("act_"),

@@ -16,7 +16,9 @@ use serde_json::{Value, json};
 
 use super::{Fault, ServerState, credentials, world_error};
 use crate::ingest::naver::sign::signature;
-use crate::sim::serve::naver::{render_campaigns, render_stats, world_campaign_days, world_campaigns, world_customers};
+use crate::sim::serve::naver::{
+    render_campaigns, render_stats, world_campaign_days, world_campaigns, world_customers,
+};
 
 /// How far `X-Timestamp` may be from the server's clock.
 const CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
@@ -37,13 +39,27 @@ fn error(status: StatusCode, code: i64, title: &str) -> Response {
 }
 
 /// Checks the signature headers for `GET <path>`; returns the customer on success.
-async fn authorise(state: &ServerState, headers: &HeaderMap, path: &str) -> Result<String, Response> {
-    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+async fn authorise(
+    state: &ServerState,
+    headers: &HeaderMap,
+    path: &str,
+) -> Result<String, Response> {
+    let h = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     let denied = |why: &str| error(StatusCode::UNAUTHORIZED, 1018, why);
-    let (Some(ts), Some(key), Some(customer), Some(sig)) =
-        (h("x-timestamp"), h("x-api-key"), h("x-customer"), h("x-signature"))
-    else {
-        return Err(denied("X-Timestamp, X-API-KEY, X-Customer and X-Signature are required"));
+    let (Some(ts), Some(key), Some(customer), Some(sig)) = (
+        h("x-timestamp"),
+        h("x-api-key"),
+        h("x-customer"),
+        h("x-signature"),
+    ) else {
+        return Err(denied(
+            "X-Timestamp, X-API-KEY, X-Customer and X-Signature are required",
+        ));
     };
     let Ok(ts_ms) = ts.trim().parse::<i64>() else {
         return Err(denied("X-Timestamp must be milliseconds since the epoch"));
@@ -59,14 +75,22 @@ async fn authorise(state: &ServerState, headers: &HeaderMap, path: &str) -> Resu
     }
     let customers = world_customers(&state.lake).await.map_err(world_error)?;
     if !customers.contains(&customer) {
-        return Err(error(StatusCode::FORBIDDEN, 1018, "No permission to access the resource."));
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            1018,
+            "No permission to access the resource.",
+        ));
     }
     Ok(customer)
 }
 
 fn early_fault(fault: Fault) -> Option<Response> {
     match fault {
-        Fault::Throttle | Fault::QuotaSpent => Some(error(StatusCode::TOO_MANY_REQUESTS, 1016, "Too many connections")),
+        Fault::Throttle | Fault::QuotaSpent => Some(error(
+            StatusCode::TOO_MANY_REQUESTS,
+            1016,
+            "Too many connections",
+        )),
         Fault::ServerError => Some(error(
             StatusCode::SERVICE_UNAVAILABLE,
             503,
@@ -88,7 +112,12 @@ fn ok(body: String, fault: Fault) -> Response {
         }
         _ => {}
     }
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json;charset=UTF-8")], bytes).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
+        bytes,
+    )
+        .into_response()
 }
 
 /// The path Naver signs: the request path under this source's prefix.
@@ -96,7 +125,11 @@ fn api_path(uri: &Uri) -> &str {
     uri.path()
 }
 
-async fn campaigns(State(state): State<Arc<ServerState>>, uri: Uri, headers: HeaderMap) -> Response {
+async fn campaigns(
+    State(state): State<Arc<ServerState>>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let customer = match authorise(&state, &headers, api_path(&uri)).await {
         Ok(c) => c,
         Err(r) => return r,
@@ -125,7 +158,11 @@ struct StatsQuery {
 fn id_list(ids: &str) -> Vec<String> {
     match serde_json::from_str::<Vec<String>>(ids) {
         Ok(v) => v,
-        Err(_) => ids.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        Err(_) => ids
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
     }
 }
 
@@ -143,14 +180,22 @@ async fn stats(
     if let Some(r) = early_fault(fault) {
         return r;
     }
-    let invalid = |m: &str| error(StatusCode::BAD_REQUEST, 1002, &format!("Invalid request: {m}"));
+    let invalid = |m: &str| {
+        error(
+            StatusCode::BAD_REQUEST,
+            1002,
+            &format!("Invalid request: {m}"),
+        )
+    };
     let Ok(fields) = serde_json::from_str::<Vec<String>>(&q.fields) else {
         return invalid("fields must be a JSON array");
     };
-    let range: Option<(NaiveDate, NaiveDate)> = serde_json::from_str::<Value>(&q.time_range).ok().and_then(|v| {
-        let d = |k: &str| NaiveDate::parse_from_str(v.get(k)?.as_str()?, "%Y-%m-%d").ok();
-        Some((d("since")?, d("until")?))
-    });
+    let range: Option<(NaiveDate, NaiveDate)> = serde_json::from_str::<Value>(&q.time_range)
+        .ok()
+        .and_then(|v| {
+            let d = |k: &str| NaiveDate::parse_from_str(v.get(k)?.as_str()?, "%Y-%m-%d").ok();
+            Some((d("since")?, d("until")?))
+        });
     let Some((since, until)) = range.filter(|(s, u)| s <= u) else {
         return invalid("timeRange must be {\"since\":\"YYYY-MM-DD\",\"until\":\"YYYY-MM-DD\"}");
     };
