@@ -18,7 +18,7 @@ use ltv::ingest::naver::{NaverConnector, TABLE};
 use ltv::ingest::state::StreamState;
 use ltv::lake::{DateRange, Lake};
 use ltv::schema::Registry;
-use ltv::sim::serve::naver::{whole_won, world_customers};
+use ltv::sim::serve::naver::{whole_won, world_campaigns, world_customers};
 use ltv::sim::server::{Faults, ServerOptions, SimServer, credentials};
 use polars::prelude::*;
 
@@ -234,6 +234,25 @@ async fn a_day_equals_the_world_through_throttling_errors_and_cut_bodies() {
         &StreamState::default(),
     );
     assert_eq!(plan[0].calls, 2, "one list and one batch");
+
+    // Two ids per /stats call: the same rows, one call per batch of the listed campaigns,
+    // and the plan from this day's rows foresees the batches of campaigns with delivery.
+    let listed = world_campaigns(&lake, &naver.customer_id.to_string())
+        .await
+        .unwrap()
+        .len() as u32;
+    let server = start(&lake, Faults::default()).await;
+    let c = connector(&naver, &server, credentials::NAVER_SECRET_KEY).with_batch_size(2);
+    let pulled = pull(&lake, &c).await.unwrap();
+    assert_eq!(got(&pulled.frames[0]), want);
+    assert_eq!(server.requests("naver/campaigns"), 1);
+    assert_eq!(server.requests("naver/stats"), listed.div_ceil(2));
+    assert_eq!(pulled.calls, 1 + listed.div_ceil(2));
+    let day: NaiveDate = DAY.parse().unwrap();
+    let mut history = StreamState::default();
+    history.landed(day, Utc::now(), want.len() as u64, pulled.calls);
+    let plan = c.plan(&c.streams()[0], day.succ_opt().unwrap(), &history);
+    assert_eq!(plan[0].calls, 1 + (want.len() as u32).div_ceil(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -68,6 +68,8 @@ pub struct NaverConnector {
     api_key: Secret,
     secret_key: Secret,
     streams: Vec<StreamSpec>,
+    /// Campaign ids per `/stats` call ([`STATS_BATCH`] unless changed).
+    batch: usize,
 }
 
 impl std::fmt::Debug for NaverConnector {
@@ -94,7 +96,14 @@ impl NaverConnector {
             api_key,
             secret_key,
             streams: vec![StreamSpec::new(STREAM, TABLE, Cursor::ReportDay)?],
+            batch: STATS_BATCH,
         })
+    }
+
+    /// The same connector asking `/stats` for at most `ids` campaigns per call (at least 1).
+    pub fn with_batch_size(mut self, ids: usize) -> Self {
+        self.batch = ids.max(1);
+        self
     }
 
     /// A signed GET of `path` (the API path, e.g. `/stats`), signed at the time of the call.
@@ -157,7 +166,7 @@ impl Connector for NaverConnector {
             .map(|(_, p)| p.rows)
             .max()
             .unwrap_or(0);
-        let batches = (rows as usize).div_ceil(STATS_BATCH).max(1);
+        let batches = (rows as usize).div_ceil(self.batch).max(1);
         vec![PlannedCalls {
             scope: SCOPE.to_string(),
             calls: u32::try_from(1 + batches).unwrap_or(u32::MAX),
@@ -194,7 +203,7 @@ impl Connector for NaverConnector {
         let range =
             serde_json::json!({"since": day.to_string(), "until": day.to_string()}).to_string();
         let mut frames = Vec::new();
-        for batch in ids.chunks(STATS_BATCH) {
+        for batch in ids.chunks(self.batch) {
             let query = [
                 ("ids", batch.join(",")),
                 ("fields", fields.clone()),
