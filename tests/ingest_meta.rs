@@ -431,6 +431,30 @@ async fn async_runs_land_every_day_once_and_stuck_runs_are_restarted() {
         );
     }
 
+    // A run that fails is started again too.
+    let server = start(
+        &lake,
+        Faults::default(),
+        MetaOptions {
+            failed_runs: 1,
+            ..MetaOptions::default()
+        },
+    )
+    .await;
+    let c = connector(&meta, &server, credentials::META_ACCESS_TOKEN, tuning(4));
+    let again = c
+        .pull_range(&ctx.get(), &stream(&c, MetaLevel::Ad), from, to)
+        .await
+        .unwrap();
+    assert_eq!((again.runs, server.requests("meta/runs")), (2, 2));
+    for (d, frame) in &again.days {
+        assert_eq!(
+            landed(frame, MetaLevel::Ad, *d),
+            expected(&lake, MetaLevel::Ad, *d).await,
+            "{d}"
+        );
+    }
+
     // A run that never finishes ends in a clean error once the restarts are spent.
     let server = start(
         &lake,
@@ -460,7 +484,7 @@ async fn usage_headers_slow_the_connector_down_before_meta_blocks_it() {
         usage_per_call_pct: 25.0,
         usage_window: Duration::from_millis(600),
         regain_minutes: 1,
-        stuck_runs: 0,
+        ..MetaOptions::default()
     };
     let ctx = Ctx::new(&lake).await;
 

@@ -37,6 +37,8 @@ pub struct MetaOptions {
     pub regain_minutes: u32,
     /// The first this-many report runs never finish (stuck at 10%).
     pub stuck_runs: u32,
+    /// The this-many runs after the stuck ones end as `Job Failed` on their first poll.
+    pub failed_runs: u32,
 }
 
 impl Default for MetaOptions {
@@ -46,6 +48,7 @@ impl Default for MetaOptions {
             usage_window: Duration::from_secs(1),
             regain_minutes: 1,
             stuck_runs: 0,
+            failed_runs: 0,
         }
     }
 }
@@ -64,6 +67,7 @@ struct Run {
     account: String,
     polls: u32,
     stuck: bool,
+    failed: bool,
 }
 
 impl Run {
@@ -71,6 +75,9 @@ impl Run {
     fn progress(&self) -> (&'static str, u32) {
         if self.stuck {
             return ("Job Running", 10);
+        }
+        if self.failed && self.polls > 0 {
+            return ("Job Failed", 0);
         }
         match self.polls {
             0 => ("Job Not Started", 0),
@@ -519,6 +526,8 @@ async fn create_run(
         account: node,
         polls: 0,
         stuck: n < u64::from(state.options.meta.stuck_runs),
+        failed: n >= u64::from(state.options.meta.stuck_runs)
+            && n < u64::from(state.options.meta.stuck_runs + state.options.meta.failed_runs),
     };
     sim.runs
         .lock()
