@@ -43,11 +43,7 @@ pub struct StreamSpec {
 
 impl StreamSpec {
     /// A stream over a registered table; its key comes from the table's schema.
-    pub fn new(
-        name: impl Into<String>,
-        table: &'static str,
-        cursor: Cursor,
-    ) -> Result<Self, SchemaError> {
+    pub fn new(name: impl Into<String>, table: &'static str, cursor: Cursor) -> Result<Self, SchemaError> {
         let schema = Registry::embedded()?.get(table)?;
         Ok(StreamSpec {
             name: name.into(),
@@ -161,8 +157,7 @@ pub trait Connector: Send + Sync {
 
     /// The calls pulling `day` of `stream` will take, per budget scope, planned from what the
     /// stream landed before. The scheduler starts a pull only when every scope can pay.
-    fn plan(&self, stream: &StreamSpec, day: NaiveDate, history: &StreamState)
-    -> Vec<PlannedCalls>;
+    fn plan(&self, stream: &StreamSpec, day: NaiveDate, history: &StreamState) -> Vec<PlannedCalls>;
 
     /// Pulls one partition: the report day, or for snapshot streams the pull day.
     async fn pull(
@@ -188,8 +183,7 @@ pub async fn fetch_parsed<T>(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let reply =
-            super::http::call(ctx.client, &ctx.budget, scope, &ctx.policy, &make, &verdict).await?;
+        let reply = super::http::call(ctx.client, &ctx.budget, scope, &ctx.policy, &make, &verdict).await?;
         calls += reply.calls;
         retries += reply.retries;
         match parse(&reply.body) {
