@@ -348,7 +348,18 @@ async fn a_split_the_quota_cannot_pay_for_is_deferred_before_spending_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_end_in_identical_partitions() {
-    let config = config_with(|t| t);
+    // The ad channels' connectors have fault tests of their own with shortened waits (a
+    // Meta block is waited out for real minutes here).
+    let config = config_with(|t| {
+        ["meta", "google_ads", "apple_search_ads", "naver"]
+            .iter()
+            .fold(t, |t, s| {
+                t.replace(
+                    &format!("[sources.{s}]\n"),
+                    &format!("[sources.{s}]\nenabled = false\n"),
+                )
+            })
+    });
     let lake = world(&config).await;
     let clean = ingest(&config, &lake, backfill(), Faults::default()).await;
     assert_clean(&clean);
@@ -558,4 +569,49 @@ async fn slow_answers_land_and_answers_past_the_timeout_fail_the_stream_clearly(
         state.partitions.keys().copied().collect::<Vec<_>>(),
         [d("2026-01-04")]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_30_day_backfill_of_all_eight_sources_fits_one_run_within_budgets() {
+    let config = config_with(|t| t);
+    let mut sim = config.sim.clone().unwrap();
+    sim.days = NonZeroU32::new(30).unwrap();
+    sim.users_per_day = 100;
+    let lake = Lake::open("memory://").unwrap();
+    ltv::sim::simulate(&sim, &lake).await.unwrap();
+    let days = world_days(&lake).await.unwrap().unwrap();
+    drop_simulated_adison_files(&config, &lake, days)
+        .await
+        .unwrap();
+    let mode = Mode::Range {
+        from: d("2026-01-01"),
+        to: d("2026-01-30"),
+        today: d("2026-01-31"),
+    };
+    let summary = ingest(&config, &lake, mode, Faults::default()).await;
+    assert_clean(&summary);
+    let sources: std::collections::BTreeSet<&str> = summary
+        .streams
+        .values()
+        .map(|s| s.source.as_str())
+        .collect();
+    assert_eq!(sources.len(), 8, "{summary}");
+    for (name, s) in &summary.streams {
+        let expected = if name.starts_with("google_sheets.") || name == "mixpanel.engage" {
+            1
+        } else {
+            30
+        };
+        assert_eq!(s.landed, expected, "{name}");
+    }
+    // Within each source's budget (the demo's, which lifts Mixpanel's and AppsFlyer's).
+    for kind in SourceKind::ALL {
+        let settings = config.sources.get(kind).unwrap();
+        let spent = summary.calls_by_source[kind.name()];
+        let budget = settings.common().budget;
+        for limit in [budget.per_hour, budget.per_day].into_iter().flatten() {
+            assert!(spent <= limit.get(), "{kind}: {spent} calls over {limit}");
+        }
+    }
+    eprintln!("{summary}");
 }

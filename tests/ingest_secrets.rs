@@ -79,6 +79,7 @@ async fn no_credential_appears_in_logs_errors_or_the_summary() {
         ServerOptions {
             faults,
             mixpanel_project_timezone: Some(chrono_tz::Asia::Seoul),
+            ..ServerOptions::default()
         },
     )
     .await
@@ -164,7 +165,11 @@ async fn no_credential_appears_in_logs_errors_or_the_summary() {
         credentials::MIXPANEL_SECRET
     ));
     // The base64 body of the Apple private key (its second line).
-    let apple_key_body = credentials::APPLE_PRIVATE_KEY_PEM.lines().nth(1).unwrap().trim();
+    let apple_key_body = credentials::APPLE_PRIVATE_KEY_PEM
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim();
     assert!(apple_key_body.len() > 40);
     for secret in [
         credentials::MIXPANEL_SECRET,
@@ -175,6 +180,8 @@ async fn no_credential_appears_in_logs_errors_or_the_summary() {
         credentials::GOOGLE_ADS_DEVELOPER_TOKEN,
         credentials::GOOGLE_ADS_CLIENT_SECRET,
         credentials::GOOGLE_ADS_REFRESH_TOKEN,
+        credentials::META_ACCESS_TOKEN,
+        credentials::NAVER_SECRET_KEY,
         apple_key_body,
     ] {
         assert!(!logs.contains(secret), "a credential is in the logs");

@@ -40,6 +40,7 @@ async fn start(lake: &Lake, faults: Faults) -> SimServer {
         ServerOptions {
             faults,
             mixpanel_project_timezone: Some(seoul()),
+            ..ServerOptions::default()
         },
     )
     .await

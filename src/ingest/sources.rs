@@ -12,7 +12,9 @@ use super::budget::SourceBudget;
 use super::connector::Connector;
 use super::google_ads::GoogleAdsConnector;
 use super::http::RetryPolicy;
+use super::meta::MetaConnector;
 use super::mixpanel::MixpanelConnector;
+use super::naver::NaverConnector;
 use super::schedule::{
     Mode, PlanSettings, Progress, RunSummary, ScheduleError, Scheduler, SourceRun,
 };
@@ -329,8 +331,39 @@ pub fn build_connector(
                 )?,
             )?)
         }
-        SourceKind::Meta | SourceKind::Naver => {
-            return Ok(None);
+        SourceKind::Meta => {
+            let Some(m) = &s.meta else { return Ok(None) };
+            let token = secret(
+                m,
+                "access_token_env",
+                &m.access_token_env,
+                credentials::META_ACCESS_TOKEN,
+                env,
+            )?;
+            Box::new(MetaConnector::new(m, &base_url(m, server, "meta"), token)?)
+        }
+        SourceKind::Naver => {
+            let Some(n) = &s.naver else { return Ok(None) };
+            let key = secret(
+                n,
+                "api_key_env",
+                &n.api_key_env,
+                credentials::NAVER_API_KEY,
+                env,
+            )?;
+            let signing = secret(
+                n,
+                "secret_key_env",
+                &n.secret_key_env,
+                credentials::NAVER_SECRET_KEY,
+                env,
+            )?;
+            Box::new(NaverConnector::new(
+                n,
+                &base_url(n, server, "naver"),
+                key,
+                signing,
+            )?)
         }
     };
     Ok(Some(connector))

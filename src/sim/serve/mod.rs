@@ -5,5 +5,7 @@ pub mod apple_search_ads;
 pub mod appsflyer;
 pub mod campaign_days;
 pub mod google_ads;
+pub mod meta;
 pub mod mixpanel;
+pub mod naver;
 pub mod sheets;

@@ -6,9 +6,13 @@
 mod apple_search_ads;
 mod appsflyer;
 mod google_ads;
+mod meta;
 mod mixpanel;
+mod naver;
 mod sheets;
 mod tokens;
+
+pub use meta::MetaOptions;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -47,6 +51,9 @@ F3uLOaCNVeRNJ/jn0FJGCc7qtqM/SUqQVg==\n\
 MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAECACNBEZJD9a2EWxIezFlQb+bjq+g\n\
 xOwCx0GprmIlk0qXJ+Zei4UfF3uLOaCNVeRNJ/jn0FJGCc7qtqM/SUqQVg==\n\
 -----END PUBLIC KEY-----";
+    pub const META_ACCESS_TOKEN: &str = "sim-meta-access-token";
+    pub const NAVER_API_KEY: &str = "sim-naver-api-key";
+    pub const NAVER_SECRET_KEY: &str = "sim-naver-secret-key";
 }
 
 /// Faults to inject. Counted per route (AppsFlyer: per app and report): request `n` (from 0)
@@ -110,6 +117,8 @@ pub struct ServerOptions {
     /// The simulated Mixpanel project is an old one that exports `time` in this zone's
     /// wall-clock time (the connector's `project_timezone` must match).
     pub mixpanel_project_timezone: Option<chrono_tz::Tz>,
+    /// Meta's usage metering and report runs.
+    pub meta: MetaOptions,
 }
 
 #[derive(Debug)]
@@ -160,6 +169,8 @@ impl SimServer {
             .nest("/sheets", sheets::routes())
             .nest("/google_ads", google_ads::routes())
             .nest("/apple_search_ads", apple_search_ads::routes())
+            .nest("/meta", meta::routes())
+            .nest("/naver", naver::routes())
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let addr = listener.local_addr()?;
