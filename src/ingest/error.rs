@@ -65,3 +65,31 @@ impl fmt::Display for ParseError {
         Ok(())
     }
 }
+
+/// Reads a JSON body as a `serde_json::Value`. A body that ends early was cut in transit and
+/// fails as retryable; any other problem is named by kind and position, never by quoting the
+/// body (it may hold tokens). `what` names the body in the message ("the report body").
+pub fn json_body(
+    body: &[u8],
+    stream: &str,
+    partition: &str,
+    what: &str,
+) -> Result<serde_json::Value, ParseError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let problem = ParseError::new(
+            stream,
+            partition,
+            format!(
+                "{what} is not JSON ({}, line {} column {})",
+                crate::ingest::oauth::json_problem(&e),
+                e.line(),
+                e.column()
+            ),
+        );
+        if e.is_eof() {
+            problem.truncated()
+        } else {
+            problem
+        }
+    })
+}

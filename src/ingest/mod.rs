@@ -19,5 +19,5 @@ pub mod sheets;
 pub mod sources;
 pub mod state;
 
-pub use error::ParseError;
+pub use error::{ParseError, json_body};
 pub use sources::{IngestError, IngestRequest, run_ingest};

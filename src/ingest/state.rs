@@ -44,6 +44,18 @@ impl StreamState {
         last
     }
 
+    /// Rows of the busiest of the last `days` partitions landed before `day` (0 without
+    /// history): what connectors plan pages and windows from.
+    pub fn busiest_recent(&self, day: NaiveDate, days: usize) -> u64 {
+        self.partitions
+            .range(..day)
+            .rev()
+            .take(days)
+            .map(|(_, p)| p.rows)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Records a landed partition. Call only after the partition's commit.
     pub fn landed(&mut self, day: NaiveDate, pulled_at: DateTime<Utc>, rows: u64, calls: u32) {
         self.partitions.insert(
@@ -83,5 +95,9 @@ mod tests {
         let back = StreamState::load(&lake, "mixpanel.export").await.unwrap();
         assert_eq!(back, s);
         assert_eq!(back.last_complete(d("2026-01-01")), Some(d("2026-01-02")));
+        assert_eq!(back.busiest_recent(d("2026-01-04"), 7), 12);
+        assert_eq!(back.busiest_recent(d("2026-01-04"), 1), 12);
+        assert_eq!(back.busiest_recent(d("2026-01-02"), 7), 10);
+        assert_eq!(back.busiest_recent(d("2026-01-01"), 7), 0);
     }
 }

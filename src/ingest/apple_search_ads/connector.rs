@@ -98,17 +98,10 @@ impl Connector for AppleSearchAdsConnector {
     fn plan(
         &self,
         _stream: &StreamSpec,
-        _day: NaiveDate,
+        day: NaiveDate,
         history: &StreamState,
     ) -> Vec<PlannedCalls> {
-        let campaigns = history
-            .partitions
-            .values()
-            .rev()
-            .take(HISTORY_DAYS)
-            .map(|p| p.rows)
-            .max()
-            .unwrap_or(0);
+        let campaigns = history.busiest_recent(day, HISTORY_DAYS);
         self.reports.planned_calls(1, campaigns)
     }
 

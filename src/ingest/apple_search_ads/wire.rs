@@ -13,10 +13,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use polars::prelude::*;
 use serde_json::{Map, Value, json};
 
-use crate::ingest::ParseError;
 use crate::ingest::http::{Verdict, retry_after, snippet};
 use crate::ingest::money::exact_micros;
-use crate::ingest::oauth::json_problem;
+use crate::ingest::{ParseError, json_body};
 
 /// Stream name in errors, logs and state.
 pub const STREAM: &str = "apple_search_ads.campaign_daily";
@@ -143,19 +142,7 @@ pub fn parse_page(
     offset: u64,
 ) -> Result<Page, ParseError> {
     let err = |m: String| ParseError::new(STREAM, partition, m);
-    let doc: Value = serde_json::from_slice(body).map_err(|e| {
-        let problem = err(format!(
-            "the report body is not JSON ({}, line {} column {})",
-            json_problem(&e),
-            e.line(),
-            e.column()
-        ));
-        if e.is_eof() {
-            problem.truncated()
-        } else {
-            problem
-        }
-    })?;
+    let doc = json_body(body, STREAM, partition, "the report body")?;
     if let Some(e) = error_summary(&doc) {
         return Err(err(format!("the report is an error: {e}")));
     }

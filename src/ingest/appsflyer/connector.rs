@@ -77,15 +77,8 @@ impl AppsFlyerConnector {
 
     /// Windows per app for a day: enough that the largest recent day, with headroom, stays
     /// under `maximum_rows` in each.
-    fn planned_windows(&self, history: &StreamState) -> u32 {
-        let recent_max = history
-            .partitions
-            .values()
-            .rev()
-            .take(PLAN_LOOKBACK)
-            .map(|p| p.rows)
-            .max()
-            .unwrap_or(0);
+    fn planned_windows(&self, day: NaiveDate, history: &StreamState) -> u32 {
+        let recent_max = history.busiest_recent(day, PLAN_LOOKBACK);
         let need = (recent_max as f64 * PLAN_HEADROOM / f64::from(self.maximum_rows)).ceil();
         (need as u32).clamp(1, 24)
     }
@@ -236,13 +229,13 @@ impl Connector for AppsFlyerConnector {
     fn plan(
         &self,
         stream: &StreamSpec,
-        _day: NaiveDate,
+        day: NaiveDate,
         history: &StreamState,
     ) -> Vec<PlannedCalls> {
         let Some(report) = self.report_of(stream) else {
             return Vec::new();
         };
-        let windows = self.planned_windows(history);
+        let windows = self.planned_windows(day, history);
         self.apps
             .iter()
             .map(|app| PlannedCalls {
@@ -263,7 +256,7 @@ impl Connector for AppsFlyerConnector {
             partition: partition_label(day),
             message: "not a report this connector pulls".into(),
         })?;
-        let windows = self.planned_windows(ctx.history);
+        let windows = self.planned_windows(day, ctx.history);
         let mut pulled = Pulled::default();
         for app in &self.apps {
             pulled.absorb(self.pull_app(ctx, report, app, day, windows).await?);

@@ -14,9 +14,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use polars::prelude::*;
 use serde_json::Value;
 
-use crate::ingest::ParseError;
 use crate::ingest::http::{Verdict, retry_after, snippet};
-use crate::ingest::oauth::{json_problem, parse_proto_duration};
+use crate::ingest::oauth::parse_proto_duration;
+use crate::ingest::{ParseError, json_body};
 
 /// Stream name in errors, logs and state.
 pub const STREAM: &str = "google_ads.campaign_daily";
@@ -167,19 +167,7 @@ pub fn parse_search_stream(
     day: Option<NaiveDate>,
 ) -> Result<DataFrame, ParseError> {
     let err = |m: String| ParseError::new(STREAM, partition, m);
-    let doc: Value = serde_json::from_slice(body).map_err(|e| {
-        let problem = err(format!(
-            "the searchStream body is not JSON ({}, line {} column {})",
-            json_problem(&e),
-            e.line(),
-            e.column()
-        ));
-        if e.is_eof() {
-            problem.truncated()
-        } else {
-            problem
-        }
-    })?;
+    let doc = json_body(body, STREAM, partition, "the searchStream body")?;
     let Value::Array(batches) = doc else {
         if let Some(e) = ApiError::from_value(&doc) {
             return Err(err(format!("the stream is an error: {}", e.summary())));

@@ -569,14 +569,7 @@ impl Connector for MetaConnector {
         day: NaiveDate,
         history: &StreamState,
     ) -> Vec<PlannedCalls> {
-        let rows = history
-            .partitions
-            .range(..day)
-            .rev()
-            .take(7)
-            .map(|(_, p)| p.rows)
-            .max()
-            .unwrap_or(0);
+        let rows = history.busiest_recent(day, 7);
         let accounts = self.accounts.len() as u64;
         let pages = accounts + rows / u64::from(self.tuning.page_limit.max(1));
         vec![PlannedCalls {

@@ -158,14 +158,7 @@ impl Connector for NaverConnector {
         day: NaiveDate,
         history: &StreamState,
     ) -> Vec<PlannedCalls> {
-        let rows = history
-            .partitions
-            .range(..day)
-            .rev()
-            .take(7)
-            .map(|(_, p)| p.rows)
-            .max()
-            .unwrap_or(0);
+        let rows = history.busiest_recent(day, 7);
         let batches = (rows as usize).div_ceil(self.batch).max(1);
         vec![PlannedCalls {
             scope: SCOPE.to_string(),
