@@ -180,10 +180,9 @@ impl Scheduler {
         task: &Task,
     ) -> Result<(), ScheduleError> {
         let history = {
-            let r = run.lock().await;
+            let mut r = run.lock().await;
             if r.stopped {
-                drop(r);
-                run.lock().await.summary.skipped += 1;
+                r.summary.skipped += 1;
                 return Ok(());
             }
             r.state.clone()
