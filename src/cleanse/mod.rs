@@ -2,3 +2,4 @@
 //! `LazyFrame` to a `LazyFrame` so stages compose them into one plan per partition.
 
 pub mod dedup;
+pub mod test_data;
