@@ -2,4 +2,5 @@
 //! `LazyFrame` to a `LazyFrame` so stages compose them into one plan per partition.
 
 pub mod dedup;
+pub mod fraud;
 pub mod test_data;
