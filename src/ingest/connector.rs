@@ -148,6 +148,19 @@ impl PullError {
     }
 }
 
+/// The `pulled_at` column every raw frame carries: `n` copies of the pull's start, as
+/// `datetime[ms, UTC]`.
+pub fn pulled_at_column(pulled_at: DateTime<Utc>, n: usize) -> polars::prelude::Column {
+    use polars::prelude::{IntoSeries as _, TimeUnit, TimeZone};
+    polars::prelude::Int64Chunked::from_vec(
+        "pulled_at".into(),
+        vec![pulled_at.timestamp_millis(); n],
+    )
+    .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
+    .into_series()
+    .into()
+}
+
 /// `dt=YYYY-MM-DD`, the partition label of errors.
 pub fn partition_label(day: NaiveDate) -> String {
     format!("dt={day}")

@@ -259,9 +259,7 @@ pub fn parse_report(
         Column::new("currency".into(), currencies),
         Column::new("extra".into(), extras),
         Column::new("source_file".into(), vec![file_name.to_string(); n]),
-        Series::new("pulled_at".into(), vec![pulled_at.timestamp_millis(); n])
-            .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
-            .into(),
+        crate::ingest::connector::pulled_at_column(pulled_at, n),
     ];
     DataFrame::new_infer_height(columns).map_err(|e| err(format!("building the frame: {e}")))
 }

@@ -314,9 +314,7 @@ fn build_frame(c: Columns, org_id: &str, pulled_at: DateTime<Utc>) -> PolarsResu
         Column::new("currency".into(), c.currency),
         Column::new("metadata".into(), c.metadata),
         Column::new("extra".into(), c.extra),
-        Series::new("pulled_at".into(), vec![pulled_at.timestamp_millis(); n])
-            .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
-            .into(),
+        crate::ingest::connector::pulled_at_column(pulled_at, n),
     ])
 }
 

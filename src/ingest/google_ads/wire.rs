@@ -329,9 +329,7 @@ fn build_frame(c: Columns, pulled_at: DateTime<Utc>) -> PolarsResult<DataFrame> 
         Column::new("view_through_conversions".into(), c.view_through),
         Column::new("extra".into(), c.extra),
         Column::new("request_id".into(), c.request_id),
-        Series::new("pulled_at".into(), vec![pulled_at.timestamp_millis(); n])
-            .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
-            .into(),
+        crate::ingest::connector::pulled_at_column(pulled_at, n),
     ];
     DataFrame::new_infer_height(columns)
 }

@@ -302,9 +302,7 @@ impl Cols {
             Column::new("action_values".into(), self.action_values),
             Column::new("attribution_windows".into(), vec![windows.to_string(); n]),
             Column::new("extra".into(), self.extra),
-            Series::new("pulled_at".into(), vec![pulled_at.timestamp_millis(); n])
-                .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
-                .into(),
+            crate::ingest::connector::pulled_at_column(pulled_at, n),
         ]);
         DataFrame::new_infer_height(columns)
     }

@@ -196,9 +196,7 @@ pub fn parse_stats(
         Column::new("conversion_value_micros".into(), value),
         Column::new("currency".into(), vec!["KRW".to_string(); n]),
         Column::new("extra".into(), extras),
-        Series::new("pulled_at".into(), vec![pulled_at.timestamp_millis(); n])
-            .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
-            .into(),
+        crate::ingest::connector::pulled_at_column(pulled_at, n),
     ])
     .map_err(|e| err(format!("building the frame: {e}")))
 }

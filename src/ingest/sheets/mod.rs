@@ -435,11 +435,7 @@ pub fn parse_values(
         });
     }
     columns.push(Column::new("extra".into(), extras));
-    columns.push(
-        Series::new("pulled_at".into(), vec![pulled_at.timestamp_millis(); n])
-            .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
-            .into(),
-    );
+    columns.push(crate::ingest::connector::pulled_at_column(pulled_at, n));
     DataFrame::new_infer_height(columns).map_err(|e| err(format!("building the frame: {e}")))
 }
 

@@ -172,3 +172,31 @@ pub async fn account(
         },
     )
 }
+
+/// The channel's ad accounts in the world (`sim.campaigns`), in first-seen order.
+pub async fn channel_accounts(
+    lake: &Lake,
+    channel: &str,
+) -> Result<Vec<String>, CampaignDaysError> {
+    let registry = Registry::embedded()?;
+    let polars = |source| CampaignDaysError::Polars {
+        channel: channel.to_string(),
+        source,
+    };
+    let df = lake
+        .scan(registry.get("sim.campaigns")?, DateRange::all())
+        .await?
+        .filter(col("channel").eq(lit(channel)))
+        .select([col("account_id")])
+        .unique_stable(None, UniqueKeepStrategy::First)
+        .collect()
+        .map_err(polars)?;
+    Ok(df
+        .column("account_id")
+        .and_then(|c| c.str().cloned())
+        .map_err(polars)?
+        .iter()
+        .flatten()
+        .map(str::to_string)
+        .collect())
+}

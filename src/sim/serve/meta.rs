@@ -26,6 +26,8 @@ pub const WINDOWS: [&str; 4] = ["1d_click", "7d_click", "28d_click", "1d_view"];
 #[derive(Debug, thiserror::Error)]
 pub enum MetaServeError {
     #[error(transparent)]
+    World(#[from] super::campaign_days::CampaignDaysError),
+    #[error(transparent)]
     Lake(#[from] LakeError),
     #[error(transparent)]
     Schema(#[from] SchemaError),
@@ -58,21 +60,7 @@ pub struct AdDay {
 
 /// The ad accounts (`act_<digits>`) that have Facebook campaigns in the world.
 pub async fn world_accounts(lake: &Lake) -> Result<Vec<String>, MetaServeError> {
-    let registry = Registry::embedded()?;
-    let df = lake
-        .scan(registry.get("sim.campaigns")?, DateRange::all())
-        .await?
-        .filter(col("channel").eq(lit(CHANNEL)))
-        .select([col("account_id")])
-        .unique_stable(None, UniqueKeepStrategy::First)
-        .collect()?;
-    Ok(df
-        .column("account_id")?
-        .str()?
-        .iter()
-        .flatten()
-        .map(str::to_string)
-        .collect())
+    Ok(super::campaign_days::channel_accounts(lake, CHANNEL).await?)
 }
 
 /// Every ad day of `account_id` (`act_<digits>`) from `since` to `until` (account days).

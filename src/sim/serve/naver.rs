@@ -19,6 +19,8 @@ pub const CHANNEL: &str = "naver";
 #[derive(Debug, thiserror::Error)]
 pub enum NaverServeError {
     #[error(transparent)]
+    World(#[from] super::campaign_days::CampaignDaysError),
+    #[error(transparent)]
     Lake(#[from] LakeError),
     #[error(transparent)]
     Schema(#[from] SchemaError),
@@ -40,21 +42,7 @@ pub struct CampaignDay {
 
 /// The Naver customers (account ids) of the world.
 pub async fn world_customers(lake: &Lake) -> Result<Vec<String>, NaverServeError> {
-    let registry = Registry::embedded()?;
-    let df = lake
-        .scan(registry.get("sim.campaigns")?, DateRange::all())
-        .await?
-        .filter(col("channel").eq(lit(CHANNEL)))
-        .select([col("account_id")])
-        .unique_stable(None, UniqueKeepStrategy::First)
-        .collect()?;
-    Ok(df
-        .column("account_id")?
-        .str()?
-        .iter()
-        .flatten()
-        .map(str::to_string)
-        .collect())
+    Ok(super::campaign_days::channel_accounts(lake, CHANNEL).await?)
 }
 
 /// The customer's campaigns as `(nccCampaignId, name)`, in id order.
