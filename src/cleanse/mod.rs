@@ -4,3 +4,4 @@
 pub mod dedup;
 pub mod fraud;
 pub mod test_data;
+pub mod reject;
