@@ -5,29 +5,33 @@
 
 use polars::prelude::*;
 
+use crate::cleanse::reject::REJECT;
+
 /// The column a rule adds: true for a row that repeats an earlier kept one.
 pub const DUPLICATE: &str = "_duplicate";
 
-/// Mixpanel's own rule: two events are the same when `event`, `distinct_id` and `$insert_id`
-/// match on the same project day (`dt`), which covers the stricter "same `time` too".
-/// Events without an `$insert_id` are never duplicates: Mixpanel itself does not merge them.
-/// Of a set of duplicates the first ingested (`mp_processing_time_ms`, then export line) is
-/// kept, so the choice does not depend on the order rows arrive in.
-pub fn mark_mixpanel_duplicates(lf: LazyFrame) -> LazyFrame {
-    let key = as_struct(vec![
-        col("event"),
-        col("distinct_id"),
-        col("insert_id"),
-        col("dt"),
-    ]);
+/// Mixpanel's default key within one project day (one raw partition): two events are the
+/// same when `event`, `distinct_id` and `$insert_id` match on the same day, which covers the
+/// stricter "same `time` too". Configurable under `[dedup_keys]`.
+pub const MIXPANEL_EVENT_KEY: [&str; 3] = ["event", "distinct_id", "insert_id"];
+
+/// Mixpanel's own rule over one partition, by `key` (see [`MIXPANEL_EVENT_KEY`]). Events
+/// without an `$insert_id` are never duplicates: Mixpanel itself does not merge them. Of a
+/// set of duplicates the first ingested (`mp_processing_time_ms`, then export line) is kept,
+/// so the choice does not depend on the order rows arrive in. Rows an earlier rule already
+/// rejected (see [`crate::cleanse::reject`]) neither count as nor hide a duplicate: a sound
+/// resend of a malformed row is kept. The frame must carry the reject column.
+pub fn mark_mixpanel_duplicates(lf: LazyFrame, key: &[String]) -> LazyFrame {
+    let mut parts: Vec<Expr> = key.iter().map(|k| col(k.as_str())).collect();
+    parts.push(col(REJECT).is_null().alias("_sound"));
     lf.sort(
         ["mp_processing_time_ms", "line"],
         SortMultipleOptions::default().with_nulls_last(true),
     )
     .with_column(
-        when(col("insert_id").is_null())
+        when(col("insert_id").is_null().or(col(REJECT).is_not_null()))
             .then(lit(false))
-            .otherwise(key.is_first_distinct().not())
+            .otherwise(as_struct(parts).is_first_distinct().not())
             .alias(DUPLICATE),
     )
 }
@@ -62,6 +66,7 @@ pub const APPSFLYER_INSTALL_KEY: [&str; 3] = ["app_id", "appsflyer_id", "install
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::cleanse::reject::with_reject;
 
     fn dt(days: &[i32]) -> Column {
         Column::new("dt".into(), days)
@@ -80,7 +85,14 @@ mod tests {
 
     /// Marks and returns (line, duplicate) sorted by line.
     fn marked(lf: LazyFrame) -> Vec<(u64, bool)> {
-        let df = mark_mixpanel_duplicates(lf)
+        // The stage runs the rule once per raw partition; `dt` in the key stands for that
+        // here, where one frame holds two days.
+        let key: Vec<String> = MIXPANEL_EVENT_KEY
+            .iter()
+            .chain(&["dt"])
+            .map(|k| k.to_string())
+            .collect();
+        let df = mark_mixpanel_duplicates(with_reject(lf), &key)
             .sort(["line"], SortMultipleOptions::default())
             .collect()
             .unwrap();

@@ -62,7 +62,8 @@ mod tests {
             .select([col(REJECT), rule_of(col(REJECT)).alias("rule")])
             .collect()
             .unwrap();
-        let reasons: Vec<Option<&str>> = out.column(REJECT).unwrap().str().unwrap().iter().collect();
+        let reasons: Vec<Option<&str>> =
+            out.column(REJECT).unwrap().str().unwrap().iter().collect();
         assert_eq!(
             reasons,
             [
@@ -73,6 +74,9 @@ mod tests {
             ]
         );
         let rules: Vec<Option<&str>> = out.column("rule").unwrap().str().unwrap().iter().collect();
-        assert_eq!(rules, [Some("malformed"), Some("too big"), None, Some("too big")]);
+        assert_eq!(
+            rules,
+            [Some("malformed"), Some("too big"), None, Some("too big")]
+        );
     }
 }

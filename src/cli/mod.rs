@@ -2,6 +2,7 @@
 //! stdout; logs and progress go to stderr.
 #![allow(clippy::print_stdout)]
 
+mod cleanse;
 mod ingest;
 mod lake;
 mod logging;
@@ -59,6 +60,12 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Pull the sources into the lake's raw layer (nightly, or a --from/--to backfill).
     Ingest(ingest::IngestArgs),
+    /// Rebuild the clean per-source tables of a range from the raw layer (dedup, malformed
+    /// rows, normalisation); idempotent.
+    Cleanse(cleanse::RangeArgs),
+    /// Rebuild the joined clean tables of a range (identity, installs, events, campaigns);
+    /// run after `cleanse`; idempotent.
+    Process(cleanse::RangeArgs),
     /// Show table schemas and the MySQL DDL of the marts.
     #[command(subcommand)]
     Schema(schema::SchemaCommand),
@@ -72,6 +79,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Simulate(args) => simulate::run(&cli.global, args).await,
         Command::Ingest(args) => ingest::run(&cli.global, args).await,
+        Command::Cleanse(args) => cleanse::run(&cli.global, cleanse::Stage::Cleanse, args).await,
+        Command::Process(args) => cleanse::run(&cli.global, cleanse::Stage::Process, args).await,
         Command::Schema(cmd) => schema::run(cmd),
         Command::Lake(cmd) => lake::run(&cli.global, cmd).await,
     }

@@ -278,7 +278,7 @@ fn cache_root() -> PathBuf {
 
 /// A suffix unique to this process and moment: makes file versions and cache folders
 /// distinct without coordination.
-pub(crate) fn unique_suffix() -> String {
+pub fn unique_suffix() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let now = chrono::Utc::now();

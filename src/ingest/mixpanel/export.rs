@@ -57,6 +57,8 @@ struct Props<'a> {
     device_id: Option<&'a RawValue>,
     #[serde(rename = "$user_id", borrow, default)]
     user_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    appsflyer_id: Option<&'a RawValue>,
     #[serde(rename = "$os", borrow, default)]
     os: Option<&'a RawValue>,
     #[serde(borrow, default)]
@@ -72,11 +74,12 @@ struct Props<'a> {
 /// Column builders of `raw.mixpanel_export` (without `dt`, which lives in the path).
 struct Cols {
     event: StringChunkedBuilder,
-    time: Vec<i64>,
+    time: Vec<Option<i64>>,
     distinct_id: StringChunkedBuilder,
     insert_id: StringChunkedBuilder,
     device_id: StringChunkedBuilder,
     user_id: StringChunkedBuilder,
+    appsflyer_id: StringChunkedBuilder,
     os: StringChunkedBuilder,
     country_code: StringChunkedBuilder,
     revenue_micros: Vec<Option<i64>>,
@@ -84,6 +87,7 @@ struct Cols {
     mp_processing_time_ms: Vec<Option<i64>>,
     properties: StringChunkedBuilder,
     line: Vec<u64>,
+    malformed: StringChunkedBuilder,
 }
 
 impl Cols {
@@ -96,6 +100,7 @@ impl Cols {
             insert_id: s("insert_id"),
             device_id: s("device_id"),
             user_id: s("user_id"),
+            appsflyer_id: s("appsflyer_id"),
             os: s("os"),
             country_code: s("country_code"),
             revenue_micros: Vec::with_capacity(capacity),
@@ -103,12 +108,13 @@ impl Cols {
             mp_processing_time_ms: Vec::with_capacity(capacity),
             properties: s("properties"),
             line: Vec::with_capacity(capacity),
+            malformed: s("malformed"),
         }
     }
 
     fn into_frame(self, pulled_at: DateTime<Utc>) -> PolarsResult<DataFrame> {
         let n = self.line.len();
-        let millis = |name: &str, v: Vec<i64>| -> Column {
+        let millis = |name: &str, v: Vec<Option<i64>>| -> Column {
             Series::new(name.into(), v)
                 .into_datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC))
                 .into()
@@ -120,6 +126,7 @@ impl Cols {
             self.insert_id.finish().into_column(),
             self.device_id.finish().into_column(),
             self.user_id.finish().into_column(),
+            self.appsflyer_id.finish().into_column(),
             self.os.finish().into_column(),
             self.country_code.finish().into_column(),
             Series::new("revenue_micros".into(), self.revenue_micros).into(),
@@ -127,7 +134,8 @@ impl Cols {
             Series::new("mp_processing_time_ms".into(), self.mp_processing_time_ms).into(),
             self.properties.finish().into_column(),
             Series::new("line".into(), self.line).into(),
-            millis("pulled_at", vec![pulled_at.timestamp_millis(); n]),
+            self.malformed.finish().into_column(),
+            millis("pulled_at", vec![Some(pulled_at.timestamp_millis()); n]),
         ])
     }
 }
@@ -159,9 +167,11 @@ fn decode<'a>(body: &'a [u8], partition: &str) -> Result<Cow<'a, [u8]>, ParseErr
 /// Every line is kept, duplicates included (the export is not deduplicated, and neither is
 /// this layer). `line` is the 1-based line number in the decompressed body; blank lines are
 /// skipped but counted. A line that is not JSON (a body cut mid-line or corrupted in transit)
-/// and Mixpanel's `terminated early` marker fail the whole pull as retryable; a well-formed
-/// line with an impossible value (a non-numeric `time`, a non-decimal `revenue`) fails it as
-/// not retryable, naming the line and field. Nothing partial is ever returned.
+/// and Mixpanel's `terminated early` marker fail the whole pull as retryable. A well-formed
+/// line with an impossible value (a missing or non-numeric `time`, a non-decimal `revenue`)
+/// is one bad row, not a bad body: it lands with that field null and `malformed` saying what
+/// was wrong, so the cleanse stage quarantines and counts it and the rest of the day is kept.
+/// Nothing partial is ever returned.
 pub fn parse_export(
     body: &[u8],
     opts: &ExportOptions,
@@ -202,45 +212,51 @@ pub fn parse_export(
         let props: Props<'_> = serde_json::from_str(props_text)
             .map_err(|e| err(row, format!("properties: {e}")).in_column("properties"))?;
 
-        let time = props
-            .time
-            .ok_or_else(|| err(row, "the event has no time".into()).in_column("time"))?;
-        let time = event_time_ms(time.get(), opts).ok_or_else(|| {
-            err(
-                row,
-                format!(
-                    "time must be a number of {} since the epoch, found {}",
-                    if opts.time_in_ms {
-                        "milliseconds"
-                    } else {
-                        "seconds"
-                    },
-                    time.get()
-                ),
-            )
-            .in_column("time")
-        })?;
+        let mut malformed: Option<String> = None;
+        let time = match props.time {
+            None => {
+                malformed = Some("time: the event has no time".into());
+                None
+            }
+            Some(time) => {
+                let ms = event_time_ms(time.get(), opts);
+                if ms.is_none() {
+                    malformed = Some(format!(
+                        "time: must be a number of {} since the epoch, found {}",
+                        if opts.time_in_ms {
+                            "milliseconds"
+                        } else {
+                            "seconds"
+                        },
+                        time.get()
+                    ));
+                }
+                ms
+            }
+        };
 
         // Strings are borrowed from the body: no allocation unless they hold escapes.
         let not_str = |column: &str, found: &str| {
             err(row, format!("expected a string, found {found}")).in_column(column)
         };
 
+        // Money is never dropped silently: an unreadable amount marks the row malformed.
         let revenue_micros = match props.revenue.map(loose_str) {
             None | Some(Ok(None)) => None,
-            Some(Ok(Some(text))) => Some(decimal_to_micros(text.trim()).ok_or_else(|| {
-                err(
-                    row,
-                    format!("revenue must be a decimal number that fits in micros, found {text}"),
-                )
-                .in_column("revenue")
-            })?),
+            Some(Ok(Some(text))) => {
+                let micros = decimal_to_micros(text.trim());
+                if micros.is_none() && malformed.is_none() {
+                    malformed = Some(format!(
+                        "revenue: must be a decimal number that fits in micros, found {text}"
+                    ));
+                }
+                micros
+            }
             Some(Err(found)) => {
-                return Err(err(
-                    row,
-                    format!("revenue must be a decimal number, found {found}"),
-                )
-                .in_column("revenue"));
+                if malformed.is_none() {
+                    malformed = Some(format!("revenue: must be a decimal number, found {found}"));
+                }
+                None
             }
         };
         let processing = match props.mp_processing_time_ms {
@@ -279,6 +295,11 @@ pub fn parse_export(
                 .map_err(|f| not_str("user_id", f))?
                 .as_deref(),
         );
+        cols.appsflyer_id.append_option(
+            opt_str(props.appsflyer_id)
+                .map_err(|f| not_str("appsflyer_id", f))?
+                .as_deref(),
+        );
         cols.os
             .append_option(opt_str(props.os).map_err(|f| not_str("os", f))?.as_deref());
         cols.country_code.append_option(
@@ -295,6 +316,7 @@ pub fn parse_export(
         cols.mp_processing_time_ms.push(processing);
         cols.properties.append_value(props_text);
         cols.line.push(row);
+        cols.malformed.append_option(malformed.as_deref());
     }
 
     cols.into_frame(pulled_at)
@@ -505,23 +527,31 @@ mod tests {
         assert!(e.retryable, "{e}");
         assert_eq!(e.row, Some(3));
 
-        let e = parse(&fixture("export_bad_time.jsonl"), &opts).unwrap_err();
-        assert!(!e.retryable, "{e}");
-        assert_eq!(e.row, Some(2));
-        assert_eq!(e.column.as_deref(), Some("time"));
-        assert_eq!(e.stream, EXPORT_STREAM);
+        // A bad time is one bad row: it lands, null, with the reason.
+        let df = parse(&fixture("export_bad_time.jsonl"), &opts).unwrap();
+        validate(&df);
+        let malformed = strs(&df, "malformed");
+        assert_eq!(malformed[0], None);
+        assert!(
+            malformed[1].as_deref().unwrap().starts_with("time: "),
+            "{malformed:?}"
+        );
+        assert_eq!(df.column("time").unwrap().null_count(), 1);
 
         // A gzip body cut short is as retryable as a plain one.
         let gz = fixture("export_small.jsonl.gz");
         let e = parse(&gz[..gz.len() / 2], &opts).unwrap_err();
         assert!(e.retryable, "{e}");
 
-        // Money is never dropped silently.
+        // Money is never dropped silently: the row says why its revenue is missing.
         let body =
             br#"{"event":"purchase","properties":{"time":1,"distinct_id":"x","revenue":"lots"}}"#;
-        let e = parse(body, &opts).unwrap_err();
-        assert_eq!(e.column.as_deref(), Some("revenue"));
-        assert!(!e.retryable);
+        let df = parse(body, &opts).unwrap();
+        assert_eq!(
+            strs(&df, "malformed")[0].as_deref(),
+            Some("revenue: must be a decimal number that fits in micros, found lots")
+        );
+        assert_eq!(df.column("revenue_micros").unwrap().null_count(), 1);
     }
 
     #[test]

@@ -27,9 +27,14 @@ fn table(name: &str) -> Result<&'static crate::schema::TableSchema, LakeError> {
         })
 }
 
+/// How long after install the app's AppsFlyer SDK hands it the AppsFlyer ID, which the app
+/// then registers as the Mixpanel super property `appsflyer_id` (the usual AppsFlyer-Mixpanel
+/// setup). Events before that, such as the first `app_open`, go out without it.
+pub const APPSFLYER_ID_DELAY_MS: i64 = 10_000;
+
 /// The world's events of the UTC days `from..=to` as a lazy plan over `sim.events`, in the
 /// order the export renders them (by time, then row): line numbers of a re-pulled day are
-/// then stable.
+/// then stable. Adds `appsflyer_id`: the install's AppsFlyer ID once the SDK has it.
 pub async fn world_events(
     lake: &Lake,
     from: NaiveDate,
@@ -37,7 +42,32 @@ pub async fn world_events(
 ) -> Result<LazyFrame, LakeError> {
     let events = table("sim.events")?;
     let lf = lake.scan(events, DateRange::new(from, to)).await?;
-    Ok(lf.sort(["time", "row_id"], SortMultipleOptions::default()))
+    let installs = lake
+        .scan(table("sim.installs")?, DateRange::new(NaiveDate::MIN, to))
+        .await?
+        .select([
+            col("user_id"),
+            col("appsflyer_id").alias("_appsflyer_id"),
+            col("install_time").alias("_install_time"),
+        ]);
+    let sdk_ready = (col("time").cast(DataType::Int64)
+        - col("_install_time").cast(DataType::Int64))
+    .gt_eq(lit(APPSFLYER_ID_DELAY_MS));
+    Ok(lf
+        .join(
+            installs,
+            [col("user_id")],
+            [col("user_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_column(
+            when(sdk_ready)
+                .then(col("_appsflyer_id"))
+                .otherwise(lit(NULL).cast(DataType::String))
+                .alias("appsflyer_id"),
+        )
+        .drop(cols(["_appsflyer_id", "_install_time"]))
+        .sort(["time", "row_id"], SortMultipleOptions::default()))
 }
 
 /// Renders events (columns of `sim.events`; `dt` and `user_id` are ignored) as an export
@@ -55,6 +85,11 @@ pub fn render_export(events: DataFrame, opts: &ExportOptions) -> Result<Vec<u8>,
     let country = events.column("country")?.str()?;
     let revenue = events.column("revenue_micros")?.i64()?;
     let currency = events.column("currency")?.str()?;
+    // Only frames from `world_events` carry it; other callers render without it.
+    let appsflyer_ids: Vec<Option<&str>> = match events.column("appsflyer_id") {
+        Ok(c) => c.str()?.iter().collect(),
+        Err(_) => vec![None; events.height()],
+    };
 
     let mut out = String::with_capacity(events.height() * 360);
     let rows = row_id
@@ -67,10 +102,11 @@ pub fn render_export(events: DataFrame, opts: &ExportOptions) -> Result<Vec<u8>,
         .zip(platform.iter())
         .zip(country.iter())
         .zip(revenue.iter())
-        .zip(currency.iter());
+        .zip(currency.iter())
+        .zip(appsflyer_ids);
     for (
-        ((((((((row, t), name), device), login), insert), platform), country), revenue),
-        currency,
+        (((((((((row, t), name), device), login), insert), platform), country), revenue), currency),
+        appsflyer_id,
     ) in rows
     {
         let (Some(row), Some(t), Some(name), Some(device), Some(insert)) =
@@ -130,6 +166,10 @@ pub fn render_export(events: DataFrame, opts: &ExportOptions) -> Result<Vec<u8>,
         if let Some(p) = platform {
             out.push_str(",\"platform\":");
             write_json_str(&mut out, p);
+        }
+        if let Some(a) = appsflyer_id {
+            out.push_str(",\"appsflyer_id\":");
+            write_json_str(&mut out, a);
         }
         if let Some(r) = revenue {
             out.push_str(",\"revenue\":");

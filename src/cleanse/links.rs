@@ -1,0 +1,90 @@
+//! Identifier pairs: every two identifiers one row of one source carries together (an
+//! AppsFlyer id with an advertising id, a Mixpanel device with a user id, ...). They are the
+//! edges from which the process stage builds one identity per person; keeping them per day
+//! means identity never rescans months of events.
+
+use polars::prelude::*;
+
+/// Advertising ids that are not ids: what a device sends when tracking is limited.
+pub const PLACEHOLDER_IDS: [&str; 2] = [
+    "00000000-0000-0000-0000-000000000000",
+    "00000000000000000000000000000000",
+];
+
+/// One kind of pair: (left kind, left column, right kind, right column).
+pub type PairSpec = (&'static str, &'static str, &'static str, &'static str);
+
+/// Pairs on AppsFlyer rows (installs and in-app events).
+pub const APPSFLYER_PAIRS: [PairSpec; 2] = [
+    (
+        "appsflyer_id",
+        "appsflyer_id",
+        "advertising_id",
+        "advertising_id",
+    ),
+    (
+        "appsflyer_id",
+        "appsflyer_id",
+        "user_id",
+        "customer_user_id",
+    ),
+];
+
+/// Pairs on Mixpanel events.
+pub const MIXPANEL_PAIRS: [PairSpec; 3] = [
+    ("device_id", "device_id", "user_id", "user_id"),
+    ("device_id", "device_id", "appsflyer_id", "appsflyer_id"),
+    ("user_id", "user_id", "appsflyer_id", "appsflyer_id"),
+];
+
+/// Pairs on Mixpanel profiles.
+pub const PROFILE_PAIRS: [PairSpec; 2] = [
+    ("user_id", "user_id", "appsflyer_id", "appsflyer_id"),
+    ("user_id", "user_id", "advertising_id", "advertising_id"),
+];
+
+fn usable(c: &str) -> Expr {
+    let placeholders = Series::new("placeholders".into(), PLACEHOLDER_IDS);
+    col(c)
+        .is_not_null()
+        .and(col(c).neq(lit("")))
+        .and(col(c).is_in(lit(placeholders).implode(false), false).not())
+}
+
+/// The distinct pairs of `specs` in `lf`, with how many rows carried each. Fails only when
+/// Polars cannot build the union.
+pub fn id_pairs(lf: LazyFrame, source: &str, specs: &[PairSpec]) -> PolarsResult<LazyFrame> {
+    let parts: Vec<LazyFrame> = specs
+        .iter()
+        .map(|(lk, lc, rk, rc)| {
+            lf.clone().filter(usable(lc).and(usable(rc))).select([
+                lit(*lk).alias("left_kind"),
+                col(*lc).alias("left_id"),
+                lit(*rk).alias("right_kind"),
+                col(*rc).alias("right_id"),
+            ])
+        })
+        .collect();
+    let all = concat(parts, UnionArgs::default())?;
+    Ok(all
+        .group_by([
+            col("left_kind"),
+            col("left_id"),
+            col("right_kind"),
+            col("right_id"),
+        ])
+        .agg([len().cast(DataType::UInt64).alias("rows")])
+        .with_column(lit(source.to_string()).alias("source"))
+        .select([
+            col("source"),
+            col("left_kind"),
+            col("left_id"),
+            col("right_kind"),
+            col("right_id"),
+            col("rows"),
+        ])
+        .sort(
+            ["left_kind", "left_id", "right_kind", "right_id"],
+            SortMultipleOptions::default(),
+        ))
+}

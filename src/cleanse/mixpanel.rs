@@ -1,0 +1,118 @@
+//! Mixpanel's export, one raw partition (one project day) at a time: malformed rows and
+//! duplicates out, revenue priced in the reporting currency, report dates added.
+
+use polars::prelude::*;
+
+use super::dedup::{DUPLICATE, mark_mixpanel_duplicates};
+use super::fx::{reject_unknown_currency, with_reporting_amount};
+use super::normalise::{local_date, platform, utc_date};
+use super::reject::{REJECT, reject_where, reject_where_with, with_reject};
+
+/// What normalisation needs to know: where the marketer sits and what they count money in.
+#[derive(Clone)]
+pub struct Normalisation {
+    pub zone: TimeZone,
+    pub reporting_currency: String,
+    /// The dense FX table (`date`, `currency`, `usd_per_unit`), see [`super::fx::fx_table`].
+    pub fx: LazyFrame,
+}
+
+/// The columns of `clean.mixpanel_events` the plan yields (`dt` included), in schema order.
+pub const CLEAN_COLUMNS: [&str; 17] = [
+    "dt",
+    "line",
+    "event",
+    "time",
+    "report_date",
+    "distinct_id",
+    "device_id",
+    "user_id",
+    "appsflyer_id",
+    "insert_id",
+    "platform",
+    "country",
+    "revenue_micros",
+    "currency",
+    "reporting_currency",
+    "revenue_reporting_micros",
+    // Not a table column: the reject reason the stage splits on.
+    REJECT,
+];
+
+/// The whole plan for one raw partition of `raw.mixpanel_export`: the clean columns plus
+/// the reject reason, in export line order.
+pub fn clean_mixpanel_events(raw: LazyFrame, key: &[String], norm: &Normalisation) -> LazyFrame {
+    let lf = with_reject(raw);
+    let lf = reject_malformed_events(lf);
+    let lf = reject_duplicate_events(lf, key);
+    let lf = lf.with_column(utc_date(col("time")).alias("_fx_date"));
+    let lf = reject_unknown_currency(lf, "currency", "_fx_date", norm.fx.clone());
+    let lf = normalise_events(lf, norm);
+    lf.select(CLEAN_COLUMNS.map(col))
+        .sort(["line"], SortMultipleOptions::default())
+}
+
+/// Rows the parser could not read (`malformed`), negative revenue, and revenue without a
+/// currency: none of them can be priced, so none may reach a revenue sum.
+pub fn reject_malformed_events(lf: LazyFrame) -> LazyFrame {
+    let lf = reject_where_with(
+        lf,
+        col("malformed").is_not_null(),
+        "malformed",
+        col("malformed"),
+    );
+    let lf = reject_where(lf, col("time").is_null(), "malformed", "time: missing");
+    let lf = reject_where_with(
+        lf,
+        col("revenue_micros").lt(lit(0i64)),
+        "malformed",
+        concat_str(
+            [
+                lit("revenue: negative ("),
+                col("revenue_micros").cast(DataType::String),
+                lit(" micros)"),
+            ],
+            "",
+            true,
+        ),
+    );
+    reject_where(
+        lf,
+        col("revenue_micros")
+            .is_not_null()
+            .and(col("currency").is_null()),
+        "malformed",
+        "currency: revenue without a currency",
+    )
+}
+
+/// Mixpanel's duplicate rule by `key` (see [`mark_mixpanel_duplicates`]).
+pub fn reject_duplicate_events(lf: LazyFrame, key: &[String]) -> LazyFrame {
+    let lf = mark_mixpanel_duplicates(lf, key);
+    reject_where(
+        lf,
+        col(DUPLICATE),
+        "duplicate",
+        "same event, distinct_id and $insert_id as an earlier row of the day",
+    )
+}
+
+/// Report date, canonical platform, and revenue in the reporting currency at the FX rate of
+/// the UTC day the money moved.
+pub fn normalise_events(lf: LazyFrame, norm: &Normalisation) -> LazyFrame {
+    let lf = lf.with_columns([
+        local_date(col("time"), &norm.zone).alias("report_date"),
+        platform(col("os")).alias("platform"),
+        col("country_code").alias("country"),
+        lit(norm.reporting_currency.clone()).alias("reporting_currency"),
+    ]);
+    with_reporting_amount(
+        lf,
+        "revenue_micros",
+        "currency",
+        "_fx_date",
+        norm.fx.clone(),
+        &norm.reporting_currency,
+        "revenue_reporting_micros",
+    )
+}

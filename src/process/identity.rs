@@ -1,0 +1,461 @@
+//! Identity resolution: one person per connected component of the identifier graph.
+//!
+//! Nodes are identifiers (`appsflyer_id`, `advertising_id`, `user_id`, `device_id`); edges
+//! are the pairs some row carried together (`clean.id_links`). Components are found by
+//! label propagation on integer node ids: every node takes the smallest label among itself
+//! and its neighbours until nothing changes, which takes as many rounds as the longest
+//! shortest path in a component (a handful here).
+//!
+//! The conflict rule: an advertising id or a Mixpanel device id that appears with more than
+//! one app user id (a shared or reset device, a QA phone, a device farm) would merge people
+//! who are not one. Such an identifier is a *conflict*: it is left out of the graph (so it
+//! joins nobody), keeps a key of its own, is never used to fill a missing id, and is counted.
+//!
+//! The person's key, `user_key`, is the AppsFlyer id of their first install (earliest
+//! install time, then smallest id), so it stays the same as data grows unless two known
+//! people are found to be one. People AppsFlyer never saw get `<kind>:<id>` of their
+//! smallest identifier, e.g. `device_id:<uuid>`.
+
+use polars::prelude::*;
+
+/// Identifier kinds that may be claimed by several people and so can conflict.
+pub const SHARED_KINDS: [&str; 2] = ["advertising_id", "device_id"];
+
+/// Label propagation gives up after this many rounds: a longer chain means the links are
+/// degenerate (one identifier on everything), which the conflict rule should have cut.
+pub const MAX_ROUNDS: usize = 64;
+
+/// The resolved identities.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// `kind`, `id`, `dt` (first seen), `user_key`, `conflict`: `clean.identities`.
+    pub nodes: DataFrame,
+    /// `user_key`, `known_advertising_id`, `known_user_id`: the one advertising id and app
+    /// user id of each person, where exactly one is known.
+    pub people: DataFrame,
+    /// Rounds label propagation took.
+    pub rounds: usize,
+    /// Identifiers left out by the conflict rule.
+    pub conflicts: u64,
+}
+
+/// Errors: Polars failures, or a graph that does not settle.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error(transparent)]
+    Polars(#[from] PolarsError),
+    #[error("identity resolution did not settle in {MAX_ROUNDS} rounds")]
+    NoFixpoint,
+}
+
+/// Resolves identities from `links` (columns of `clean.id_links`) and `installs` (`appsflyer_id`,
+/// `install_time` of every install).
+pub fn resolve(links: LazyFrame, installs: LazyFrame) -> Result<Identity, IdentityError> {
+    let edges = links
+        .select([
+            col("dt"),
+            col("left_kind"),
+            col("left_id"),
+            col("right_kind"),
+            col("right_id"),
+        ])
+        .collect()?;
+    let conflicts = conflicting_ids(edges.clone().lazy()).collect()?;
+    let installs = installs
+        .select([col("appsflyer_id"), col("install_time")])
+        .collect()?;
+    let nodes = node_table(
+        edges.clone().lazy(),
+        installs.clone().lazy(),
+        conflicts.clone().lazy(),
+    )
+    .collect()?;
+    let pairs = index_edges(edges.lazy(), nodes.clone().lazy()).collect()?;
+    let (labels, rounds) = propagate(nodes.clone().lazy(), pairs.lazy())?;
+    let nodes = with_user_keys(labels.lazy(), installs.lazy()).collect()?;
+    let people = known_ids(nodes.clone().lazy()).collect()?;
+    let conflicts = conflicts.height() as u64;
+    let nodes = nodes
+        .lazy()
+        .select([
+            col("dt"),
+            col("kind"),
+            col("id"),
+            col("user_key"),
+            col("conflict"),
+        ])
+        .sort(["kind", "id"], SortMultipleOptions::default())
+        .collect()?;
+    Ok(Identity {
+        nodes,
+        people,
+        rounds,
+        conflicts,
+    })
+}
+
+/// Shared identifiers seen with more than one app user id: `kind`, `id`.
+pub fn conflicting_ids(edges: LazyFrame) -> LazyFrame {
+    let shared = Series::new("shared".into(), SHARED_KINDS);
+    let one_way = edges.clone().select([
+        col("left_kind").alias("kind"),
+        col("left_id").alias("id"),
+        col("right_kind").alias("other_kind"),
+        col("right_id").alias("other_id"),
+    ]);
+    let other_way = edges.select([
+        col("right_kind").alias("kind"),
+        col("right_id").alias("id"),
+        col("left_kind").alias("other_kind"),
+        col("left_id").alias("other_id"),
+    ]);
+    concat([one_way, other_way], UnionArgs::default())
+        .unwrap_or_else(|_| DataFrame::empty().lazy())
+        .filter(
+            col("kind")
+                .is_in(lit(shared).implode(false), false)
+                .and(col("other_kind").eq(lit("user_id"))),
+        )
+        .group_by([col("kind"), col("id")])
+        .agg([col("other_id").n_unique().alias("users")])
+        .filter(col("users").gt(lit(1)))
+        .select([col("kind"), col("id")])
+}
+
+/// Every identifier once, with the first day it was seen, whether it conflicts, and an
+/// integer `node` (by sorted kind and id, so reruns number nodes alike).
+fn node_table(edges: LazyFrame, installs: LazyFrame, conflicts: LazyFrame) -> LazyFrame {
+    let left = edges.clone().select([
+        col("left_kind").alias("kind"),
+        col("left_id").alias("id"),
+        col("dt"),
+    ]);
+    let right = edges.select([
+        col("right_kind").alias("kind"),
+        col("right_id").alias("id"),
+        col("dt"),
+    ]);
+    let installed = installs.select([
+        lit("appsflyer_id").alias("kind"),
+        col("appsflyer_id").alias("id"),
+        col("install_time").dt().date().alias("dt"),
+    ]);
+    let flagged = conflicts.with_column(lit(true).alias("conflict"));
+    concat([left, right, installed], UnionArgs::default())
+        .unwrap_or_else(|_| DataFrame::empty().lazy())
+        .group_by([col("kind"), col("id")])
+        .agg([col("dt").min()])
+        .join(
+            flagged,
+            [col("kind"), col("id")],
+            [col("kind"), col("id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_column(col("conflict").fill_null(lit(false)))
+        .sort(["kind", "id"], SortMultipleOptions::default())
+        .with_row_index("node", None)
+}
+
+/// Edges as node pairs in both directions, without conflicting nodes.
+fn index_edges(edges: LazyFrame, nodes: LazyFrame) -> LazyFrame {
+    let usable = nodes
+        .filter(col("conflict").not())
+        .select([col("kind"), col("id"), col("node")]);
+    let pairs = edges
+        .join(
+            usable.clone(),
+            [col("left_kind"), col("left_id")],
+            [col("kind"), col("id")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .rename(["node"], ["a"], true)
+        .join(
+            usable,
+            [col("right_kind"), col("right_id")],
+            [col("kind"), col("id")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .rename(["node"], ["b"], true)
+        .select([col("a"), col("b")]);
+    let reversed = pairs
+        .clone()
+        .select([col("b").alias("a"), col("a").alias("b")]);
+    concat([pairs, reversed], UnionArgs::default())
+        .unwrap_or_else(|_| DataFrame::empty().lazy())
+        .unique(None, UniqueKeepStrategy::Any)
+}
+
+/// Label propagation to the fixpoint: `nodes` gains `label`, the smallest node of its
+/// component.
+fn propagate(nodes: LazyFrame, pairs: LazyFrame) -> Result<(DataFrame, usize), IdentityError> {
+    let pairs = pairs.collect()?;
+    let mut labels = nodes.with_column(col("node").alias("label")).collect()?;
+    for round in 1..=MAX_ROUNDS {
+        let lookup = labels.clone().lazy().select([col("node"), col("label")]);
+        let from_neighbours = pairs
+            .clone()
+            .lazy()
+            .join(
+                lookup,
+                [col("b")],
+                [col("node")],
+                JoinArgs::new(JoinType::Inner),
+            )
+            .group_by([col("a")])
+            .agg([col("label").min().alias("neighbour_label")]);
+        let next = labels
+            .clone()
+            .lazy()
+            .join(
+                from_neighbours,
+                [col("node")],
+                [col("a")],
+                JoinArgs::new(JoinType::Left),
+            )
+            .with_column(
+                when(col("neighbour_label").lt(col("label")))
+                    .then(col("neighbour_label"))
+                    .otherwise(col("label"))
+                    .alias("new_label"),
+            )
+            .collect()?;
+        let changed = next
+            .column("new_label")?
+            .as_materialized_series()
+            .not_equal(next.column("label")?.as_materialized_series())?
+            .sum()
+            .unwrap_or(0);
+        labels = next
+            .lazy()
+            .with_column(col("new_label").alias("label"))
+            .drop(cols(["new_label", "neighbour_label"]))
+            .collect()?;
+        if changed == 0 {
+            return Ok((labels, round));
+        }
+    }
+    Err(IdentityError::NoFixpoint)
+}
+
+/// The person's key per component: the AppsFlyer id of the first install, else the smallest
+/// `kind:id`.
+fn with_user_keys(labels: LazyFrame, installs: LazyFrame) -> LazyFrame {
+    let first_install = labels
+        .clone()
+        .filter(col("kind").eq(lit("appsflyer_id")))
+        .join(
+            installs,
+            [col("id")],
+            [col("appsflyer_id")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .sort(["install_time", "id"], SortMultipleOptions::default())
+        .group_by([col("label")])
+        .agg([col("id").first().alias("install_key")]);
+    let fallback = labels
+        .clone()
+        .select([
+            col("label"),
+            concat_str([col("kind"), col("id")], ":", true).alias("node_key"),
+        ])
+        .group_by([col("label")])
+        .agg([col("node_key").min().alias("fallback_key")]);
+    labels
+        .join(
+            first_install,
+            [col("label")],
+            [col("label")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            fallback,
+            [col("label")],
+            [col("label")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_column(coalesce(&[col("install_key"), col("fallback_key")]).alias("user_key"))
+        .drop(cols(["install_key", "fallback_key"]))
+}
+
+/// Per person, the advertising id and app user id where exactly one (non-conflicting) is
+/// known: the values that fill rows missing them.
+fn known_ids(nodes: LazyFrame) -> LazyFrame {
+    let one = |kind: &str, name: &str| {
+        nodes
+            .clone()
+            .filter(
+                col("kind")
+                    .eq(lit(kind.to_string()))
+                    .and(col("conflict").not()),
+            )
+            .group_by([col("user_key")])
+            .agg([col("id").n_unique().alias("n"), col("id").min().alias(name)])
+            .filter(col("n").eq(lit(1)))
+            .select([col("user_key"), col(name)])
+    };
+    nodes
+        .clone()
+        .select([col("user_key")])
+        .unique(None, UniqueKeepStrategy::Any)
+        .join(
+            one("advertising_id", "known_advertising_id"),
+            [col("user_key")],
+            [col("user_key")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            one("user_id", "known_user_id"),
+            [col("user_key")],
+            [col("user_key")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .sort(["user_key"], SortMultipleOptions::default())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn links(rows: &[(&str, &str, &str, &str)]) -> LazyFrame {
+        let n = rows.len();
+        DataFrame::new_infer_height(vec![
+            Column::new("dt".into(), vec![20_455i32; n])
+                .cast(&DataType::Date)
+                .unwrap(),
+            Column::new(
+                "left_kind".into(),
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "left_id".into(),
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "right_kind".into(),
+                rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "right_id".into(),
+                rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+            ),
+        ])
+        .unwrap()
+        .lazy()
+    }
+
+    fn installs(rows: &[(&str, i64)]) -> LazyFrame {
+        DataFrame::new_infer_height(vec![
+            Column::new(
+                "appsflyer_id".into(),
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "install_time".into(),
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )
+            .cast(&DataType::Datetime(
+                TimeUnit::Milliseconds,
+                Some(TimeZone::UTC),
+            ))
+            .unwrap(),
+        ])
+        .unwrap()
+        .lazy()
+    }
+
+    fn key_of(identity: &Identity, kind: &str, id: &str) -> String {
+        let df = identity
+            .nodes
+            .clone()
+            .lazy()
+            .filter(col("kind").eq(lit(kind)).and(col("id").eq(lit(id))))
+            .collect()
+            .unwrap();
+        df.column("user_key")
+            .unwrap()
+            .str()
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn a_chain_of_pairs_is_one_person_keyed_by_the_first_install() {
+        // Mixpanel device d1 -> user U1 -> AppsFlyer install af2 (and an older install af1 of
+        // the same person, found through the advertising id).
+        let identity = resolve(
+            links(&[
+                ("device_id", "d1", "user_id", "U1"),
+                ("user_id", "U1", "appsflyer_id", "af2"),
+                ("appsflyer_id", "af2", "advertising_id", "ad1"),
+                ("appsflyer_id", "af1", "advertising_id", "ad1"),
+                ("device_id", "d9", "user_id", "U9"),
+            ]),
+            installs(&[("af1", 1_000), ("af2", 5_000)]),
+        )
+        .unwrap();
+        for (kind, id) in [
+            ("device_id", "d1"),
+            ("user_id", "U1"),
+            ("appsflyer_id", "af2"),
+            ("advertising_id", "ad1"),
+        ] {
+            assert_eq!(key_of(&identity, kind, id), "af1", "{kind} {id}");
+        }
+        // A person AppsFlyer never saw keys on their smallest identifier.
+        assert_eq!(key_of(&identity, "user_id", "U9"), "device_id:d9");
+        assert!(identity.rounds >= 2);
+        assert_eq!(identity.conflicts, 0);
+        let people = identity.people.clone();
+        let af1 = people
+            .lazy()
+            .filter(col("user_key").eq(lit("af1")))
+            .collect()
+            .unwrap();
+        assert_eq!(
+            af1.column("known_user_id").unwrap().str().unwrap().get(0),
+            Some("U1")
+        );
+        assert_eq!(
+            af1.column("known_advertising_id")
+                .unwrap()
+                .str()
+                .unwrap()
+                .get(0),
+            Some("ad1")
+        );
+    }
+
+    #[test]
+    fn one_advertising_id_on_two_users_joins_nobody_and_is_counted() {
+        // A shared phone: ad1 is seen with U1 (install af1) and with U2 (install af2).
+        let identity = resolve(
+            links(&[
+                ("appsflyer_id", "af1", "user_id", "U1"),
+                ("appsflyer_id", "af1", "advertising_id", "ad1"),
+                ("appsflyer_id", "af2", "user_id", "U2"),
+                ("appsflyer_id", "af2", "advertising_id", "ad1"),
+                ("user_id", "U1", "advertising_id", "ad1"),
+                ("user_id", "U2", "advertising_id", "ad1"),
+            ]),
+            installs(&[("af1", 1_000), ("af2", 2_000)]),
+        )
+        .unwrap();
+        assert_eq!(identity.conflicts, 1);
+        assert_eq!(key_of(&identity, "user_id", "U1"), "af1");
+        assert_eq!(key_of(&identity, "user_id", "U2"), "af2");
+        assert_eq!(
+            key_of(&identity, "advertising_id", "ad1"),
+            "advertising_id:ad1"
+        );
+        // Nobody is filled with the shared id.
+        let filled = identity
+            .people
+            .column("known_advertising_id")
+            .unwrap()
+            .null_count();
+        assert_eq!(filled, identity.people.height());
+    }
+}

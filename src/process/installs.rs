@@ -1,0 +1,291 @@
+//! `clean.installs`: every AppsFlyer install with its person, its ids filled from the
+//! identity, Protect360's verdicts and the pattern fraud rules, and the test rules. Fraud
+//! and test installs are flagged, never dropped: fraud is a campaign quality signal and is
+//! reported against the campaign that paid for it.
+
+use polars::prelude::*;
+
+use crate::cleanse::fraud::{FRAUD_REASON, mark_bursts, mark_click_timing, with_fraud_reason};
+use crate::cleanse::test_data::{TEST_REASON, mark_test_campaigns};
+use crate::config::{FraudRules, Pattern, TestUserRules};
+
+/// The columns of `clean.installs` (`dt` included), in schema order.
+pub const COLUMNS: [&str; 28] = [
+    "dt",
+    "appsflyer_id",
+    "user_key",
+    "is_first_install",
+    "install_time",
+    "report_date",
+    "attributed_touch_time",
+    "app_id",
+    "platform",
+    "country",
+    "media_source",
+    "channel",
+    "campaign_id",
+    "campaign_name",
+    "adset_id",
+    "adset_name",
+    "ad_id",
+    "ad_name",
+    "advertising_id",
+    "advertising_id_filled",
+    "customer_user_id",
+    "customer_user_id_filled",
+    "app_version",
+    "is_fraud",
+    "fraud_reason",
+    "is_test",
+    "test_reason",
+    // Not a table column: the rule counts of the process stage need it.
+    "_no_activity_checked",
+];
+
+/// Protect360 signals in the order they name the reason.
+const P360_PRIORITY: [&str; 3] = [
+    "p360 blocked install",
+    "p360 post-attribution",
+    "p360 in-app fraud",
+];
+
+/// The same install in two reports (a late block of an attributed install): the blocked row
+/// wins, as Protect360's verdict is the later word.
+pub fn one_row_per_install(af: LazyFrame) -> LazyFrame {
+    af.sort(
+        ["p360_blocked", "dt"],
+        SortMultipleOptions::default().with_order_descending_multi([true, false]),
+    )
+    .unique_stable(
+        Some(cols(["appsflyer_id", "install_time"])),
+        UniqueKeepStrategy::First,
+    )
+}
+
+/// The advertising id other rows of the same install carried (AppsFlyer in-app events), from
+/// the identifier pairs (`clean.id_links` columns): `appsflyer_id`, `install_advertising_id`,
+/// where exactly one is known. One install is one device, so this holds even for an id the
+/// conflict rule keeps from joining people.
+pub fn install_advertising_ids(links: LazyFrame) -> LazyFrame {
+    links
+        .filter(
+            col("left_kind")
+                .eq(lit("appsflyer_id"))
+                .and(col("right_kind").eq(lit("advertising_id"))),
+        )
+        .group_by([col("left_id")])
+        .agg([
+            col("right_id").n_unique().alias("_n"),
+            col("right_id").min().alias("install_advertising_id"),
+        ])
+        .filter(col("_n").eq(lit(1)))
+        .select([
+            col("left_id").alias("appsflyer_id"),
+            col("install_advertising_id"),
+        ])
+}
+
+/// The person of each install (`nodes`: `kind`, `id`, `user_key`), and the advertising id
+/// and app user id filled where the install lacks them: the advertising id from the same
+/// install's other rows (`install_adids`, see [`install_advertising_ids`]) or else the
+/// person's; the app user id from the person (`people`).
+pub fn attach_people(
+    af: LazyFrame,
+    nodes: LazyFrame,
+    people: LazyFrame,
+    install_adids: LazyFrame,
+) -> LazyFrame {
+    let by_install = nodes
+        .filter(col("kind").eq(lit("appsflyer_id")))
+        .select([col("id").alias("_af"), col("user_key")]);
+    af.join(
+        by_install,
+        [col("appsflyer_id")],
+        [col("_af")],
+        JoinArgs::new(JoinType::Left),
+    )
+    // An install always is a node; the fallback keeps a key even on a partial graph.
+    .with_column(coalesce(&[col("user_key"), col("appsflyer_id")]).alias("user_key"))
+    .join(
+        people,
+        [col("user_key")],
+        [col("user_key")],
+        JoinArgs::new(JoinType::Left),
+    )
+    .join(
+        install_adids,
+        [col("appsflyer_id")],
+        [col("appsflyer_id")],
+        JoinArgs::new(JoinType::Left),
+    )
+    .with_column(
+        coalesce(&[col("install_advertising_id"), col("known_advertising_id")])
+            .alias("known_advertising_id"),
+    )
+    .with_columns([
+        col("advertising_id")
+            .is_null()
+            .and(col("known_advertising_id").is_not_null())
+            .alias("advertising_id_filled"),
+        col("customer_user_id")
+            .is_null()
+            .and(col("known_user_id").is_not_null())
+            .alias("customer_user_id_filled"),
+        coalesce(&[col("advertising_id"), col("known_advertising_id")]).alias("advertising_id"),
+        coalesce(&[col("customer_user_id"), col("known_user_id")]).alias("customer_user_id"),
+        col("appsflyer_id")
+            .eq(col("user_key"))
+            .alias("is_first_install"),
+    ])
+}
+
+/// Protect360's verdicts (`clean.af_fraud_signals` of any day) as the fraud reason.
+pub fn mark_p360(af: LazyFrame, signals: LazyFrame) -> LazyFrame {
+    let mut rank = lit(P360_PRIORITY.len() as u32);
+    for (i, s) in P360_PRIORITY.iter().enumerate().rev() {
+        rank = when(col("signal").eq(lit(*s)))
+            .then(lit(i as u32))
+            .otherwise(rank);
+    }
+    let verdicts = signals
+        .with_column(rank.alias("_rank"))
+        .sort(["_rank"], SortMultipleOptions::default())
+        .group_by([col("appsflyer_id")])
+        .agg([col("signal").first().alias("_p360")]);
+    with_fraud_reason(af)
+        .join(
+            verdicts,
+            [col("appsflyer_id")],
+            [col("appsflyer_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_column(
+            when(col(FRAUD_REASON).is_null())
+                .then(col("_p360"))
+                .otherwise(col(FRAUD_REASON))
+                .alias(FRAUD_REASON),
+        )
+        .drop(cols(["_p360"]))
+}
+
+/// The pattern rules that need installs only: click injection, click flooding, bursts.
+pub fn mark_pattern_fraud(af: LazyFrame, rules: &FraudRules) -> PolarsResult<LazyFrame> {
+    mark_bursts(mark_click_timing(af, rules), rules)
+}
+
+/// Installs with no Mixpanel event of their person within `no_activity_hours` after install.
+/// `activity` holds `user_key` and `first_activity` (the person's first event at or after
+/// their first install); installs whose window ends after `data_end_ms` are not judged yet.
+pub fn mark_no_activity(
+    af: LazyFrame,
+    activity: LazyFrame,
+    rules: &FraudRules,
+    data_end_ms: i64,
+) -> LazyFrame {
+    let window_ms = i64::from(rules.no_activity_hours.get()) * 3_600_000;
+    let install_ms = col("install_time").cast(DataType::Int64);
+    let window_end = install_ms + lit(window_ms);
+    let checked = col("is_first_install").and(window_end.clone().lt_eq(lit(data_end_ms)));
+    let silent = col("first_activity")
+        .is_null()
+        .or(col("first_activity").cast(DataType::Int64).gt(window_end));
+    af.join(
+        activity,
+        [col("user_key")],
+        [col("user_key")],
+        JoinArgs::new(JoinType::Left),
+    )
+    .with_columns([
+        when(col(FRAUD_REASON).is_null().and(checked.clone()).and(silent))
+            .then(lit("no activity after install"))
+            .otherwise(col(FRAUD_REASON))
+            .alias(FRAUD_REASON),
+        checked.alias("_no_activity_checked"),
+    ])
+    .drop(cols(["first_activity"]))
+}
+
+fn any_of(patterns: &[Pattern]) -> Option<String> {
+    (!patterns.is_empty()).then(|| {
+        patterns
+            .iter()
+            .map(|p| format!("(?:{})", p.as_str()))
+            .collect::<Vec<_>>()
+            .join("|")
+    })
+}
+
+/// Test installs: test campaigns, internal builds, devices on the hand-kept list
+/// (`test_devices`: `advertising_id`), and people that are test users (`test_people`:
+/// `user_key`, `reason`). A person with any test install or profile is test throughout.
+/// Fails only if Polars cannot build the per-person window.
+pub fn mark_test_installs(
+    af: LazyFrame,
+    rules: &TestUserRules,
+    test_devices: LazyFrame,
+    test_people: LazyFrame,
+) -> PolarsResult<LazyFrame> {
+    let lf = mark_test_campaigns(af, rules, "campaign_name");
+    let lf = match any_of(&rules.internal_build_patterns) {
+        Some(p) => lf.with_column(
+            when(
+                col(TEST_REASON)
+                    .is_null()
+                    .and(col("app_version").str().contains(lit(p), true)),
+            )
+            .then(lit("internal build"))
+            .otherwise(col(TEST_REASON))
+            .alias(TEST_REASON),
+        ),
+        None => lf,
+    };
+    let devices = test_devices
+        .select([col("advertising_id").alias("_test_device")])
+        .unique(None, UniqueKeepStrategy::Any)
+        .with_column(lit("test device list").alias("_device_reason"));
+    let people = test_people
+        .unique(Some(cols(["user_key"])), UniqueKeepStrategy::First)
+        .select([col("user_key"), col("reason").alias("_person_reason")]);
+    let person_reason = col(TEST_REASON)
+        .drop_nulls()
+        .first()
+        .over([col("user_key")])?;
+    Ok(lf
+        .join(
+            devices,
+            [col("advertising_id")],
+            [col("_test_device")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            people,
+            [col("user_key")],
+            [col("user_key")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_column(
+            coalesce(&[
+                col(TEST_REASON),
+                col("_device_reason"),
+                col("_person_reason"),
+            ])
+            .alias(TEST_REASON),
+        )
+        .with_column(person_reason.alias(TEST_REASON))
+        .drop(cols(["_device_reason", "_person_reason"])))
+}
+
+/// The final columns, with the flags derived from the reasons.
+pub fn finish_installs(af: LazyFrame) -> LazyFrame {
+    af.with_columns([
+        col(FRAUD_REASON).is_not_null().alias("is_fraud"),
+        col(FRAUD_REASON).alias("fraud_reason"),
+        col(TEST_REASON).is_not_null().alias("is_test"),
+        col(TEST_REASON).alias("test_reason"),
+    ])
+    .select(COLUMNS.map(col))
+    .sort(
+        ["dt", "install_time", "appsflyer_id"],
+        SortMultipleOptions::default(),
+    )
+}

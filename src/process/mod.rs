@@ -1,0 +1,13 @@
+//! Process: from the clean sources to the joined clean tables. Unlike cleanse, it spans
+//! days: identity and installs are resolved over the whole history (both are small: one row
+//! per identifier pair and per install), while events, the large table, are still handled one
+//! partition at a time.
+
+pub mod campaigns;
+pub mod events;
+pub mod identity;
+pub mod installs;
+pub mod new_events;
+mod stage;
+
+pub use stage::run_process;

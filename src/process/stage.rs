@@ -1,0 +1,877 @@
+//! The process stage runner. See the module docs of each step for its rules.
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration, NaiveDate};
+use polars::prelude::*;
+
+use super::campaigns::{campaign_daily, map_campaigns, suggest};
+use super::events::{events_plan, first_activity};
+use super::identity::{Identity, resolve};
+use super::installs::{
+    attach_people, finish_installs, install_advertising_ids, mark_no_activity, mark_p360,
+    mark_pattern_fraud, mark_test_installs, one_row_per_install,
+};
+use super::new_events::{EventNames, STATE_KEY};
+use crate::cleanse::links::{PROFILE_PAIRS, id_pairs};
+use crate::cleanse::normalise::polars_zone;
+use crate::cleanse::quality::{QualityLog, RuleCount};
+use crate::cleanse::quarantine::{Origin, split};
+use crate::cleanse::{CleanseError, StageOutput, replace_stage_rows, table};
+use crate::config::PipelineConfig;
+use crate::lake::{DateRange, Lake};
+
+pub const STAGE: &str = "process";
+
+fn failed(what: &str, dt: NaiveDate) -> impl Fn(PolarsError) -> CleanseError + '_ {
+    move |e| CleanseError::Source {
+        table: what.to_string(),
+        dt,
+        error: e.to_string(),
+    }
+}
+
+fn whole(what: &str) -> impl Fn(PolarsError) -> CleanseError + '_ {
+    move |e| CleanseError::Table {
+        table: what.to_string(),
+        error: e.to_string(),
+    }
+}
+
+fn days_lit(d: NaiveDate) -> Expr {
+    lit((d - NaiveDate::default()).num_days() as i32).cast(DataType::Date)
+}
+
+/// Runs the process stage over `range`.
+pub async fn run_process(
+    config: &PipelineConfig,
+    lake: &Lake,
+    range: DateRange,
+    run_id: &str,
+) -> Result<StageOutput, CleanseError> {
+    let zone = polars_zone(config.pipeline.reporting_timezone)
+        .map_err(|e| CleanseError::Config(e.to_string()))?;
+    let mut out = StageOutput::new(STAGE, run_id);
+    let mut quality = QualityLog::default();
+    let mut quarantine: BTreeMap<NaiveDate, Vec<DataFrame>> = BTreeMap::new();
+
+    let links = all_links(lake).await?;
+    let af = lake
+        .scan(table("clean.af_installs")?, DateRange::all())
+        .await?;
+    let identity = resolve(links.clone(), af.clone()).map_err(|e| CleanseError::Table {
+        table: "clean.identities".into(),
+        error: e.to_string(),
+    })?;
+    tracing::info!(
+        identifiers = identity.nodes.height(),
+        people = identity.people.height(),
+        rounds = identity.rounds,
+        conflicts = identity.conflicts,
+        "identity resolved"
+    );
+    write_identities(lake, &identity, range, &mut out).await?;
+
+    let installs = installs_before_activity(config, lake, &identity, af, links).await?;
+    let persons = persons(&installs, &identity, lake).await?;
+
+    let mut activity = Vec::new();
+    let mut names: Vec<DataFrame> = Vec::new();
+    let events_source = "clean.mixpanel_events";
+    let mut data_end_ms = i64::MIN;
+    for dt in range.days() {
+        let t = table(events_source)?;
+        if lake.manifest(t, dt).await?.is_none() {
+            continue;
+        }
+        let err = failed(events_source, dt);
+        let events = lake.scan(t, DateRange::day(dt)).await?;
+        let marked = events_plan(
+            events,
+            identity.nodes.clone().lazy(),
+            persons.clone().lazy(),
+            &zone,
+        )
+        .collect()
+        .map_err(&err)?;
+        if let Some(max) = max_ms(&marked, "time") {
+            data_end_ms = data_end_ms.max(max);
+        }
+        activity.push(first_activity_of(&marked, &persons).map_err(&err)?);
+        names.push(
+            marked
+                .clone()
+                .lazy()
+                .group_by([col("event")])
+                .agg([len().cast(DataType::UInt64).alias("events")])
+                .with_column(days_lit(dt).alias("dt"))
+                .collect()
+                .map_err(&err)?,
+        );
+        let rows_in = marked.height() as u64;
+        let filled = count_true(&marked, "user_id_filled");
+        let unlinked = marked.height() as u64 - count_true(&marked, "_linked");
+        let origin = Origin {
+            stage: STAGE,
+            run_id,
+            source: events_source,
+            dt,
+            key: &["line"],
+        };
+        let s = split(marked, &origin).map_err(&err)?;
+        let removed = s.removed.iter().map(|(_, n)| n).sum();
+        quality.push(
+            dt,
+            STAGE,
+            run_id,
+            events_source,
+            rows_in,
+            &[
+                RuleCount::removed("test data", removed),
+                RuleCount::changed("user id backfill", filled),
+                RuleCount::changed("no person found", unlinked),
+            ],
+        );
+        if s.quarantined.height() > 0 {
+            quarantine.entry(dt).or_default().push(s.quarantined);
+        }
+        let kept = s.kept.drop("_linked").map_err(&err)?;
+        let rows = kept.height() as u64;
+        lake.write_partition(table("clean.events")?, dt, kept)
+            .await?;
+        out.written("clean.events", dt, rows);
+    }
+
+    // The no-activity rule looks past the range by its window, where events exist.
+    let extra_days = (i64::from(config.fraud.no_activity_hours.get()) + 23) / 24 + 1;
+    for k in 1..=extra_days {
+        let dt = range.to + Duration::days(k);
+        let t = table(events_source)?;
+        if lake.manifest(t, dt).await?.is_none() {
+            break;
+        }
+        let err = failed(events_source, dt);
+        let events = lake.scan(t, DateRange::day(dt)).await?;
+        let marked = events_plan(
+            events,
+            identity.nodes.clone().lazy(),
+            persons.clone().lazy(),
+            &zone,
+        )
+        .collect()
+        .map_err(&err)?;
+        if let Some(max) = max_ms(&marked, "time") {
+            data_end_ms = data_end_ms.max(max);
+        }
+        activity.push(first_activity_of(&marked, &persons).map_err(&err)?);
+    }
+    write_installs(
+        config,
+        lake,
+        installs,
+        activity,
+        data_end_ms,
+        range,
+        run_id,
+        &mut quality,
+        &mut out,
+    )
+    .await?;
+    let reporting_currency = config.pipeline.reporting_currency.code();
+    let attribution = attribution_campaigns(lake).await?;
+    write_campaigns(
+        lake,
+        range,
+        run_id,
+        reporting_currency,
+        &attribution,
+        &mut quality,
+        &mut out,
+    )
+    .await?;
+    write_new_events(lake, range, names, &mut out).await?;
+
+    for dt in range.days() {
+        let err = failed("clean.quarantine", dt);
+        let rows = match quarantine.remove(&dt) {
+            Some(parts) => concat(
+                parts.into_iter().map(|df| df.lazy()).collect::<Vec<_>>(),
+                UnionArgs::default(),
+            )
+            .and_then(|lf| lf.collect())
+            .map_err(&err)?,
+            None => crate::cleanse::quarantine::empty_quarantine().map_err(&err)?,
+        };
+        if quality.days().contains(&dt) {
+            let n = replace_stage_rows(lake, "clean.quarantine", dt, STAGE, rows).await?;
+            out.written("clean.quarantine", dt, n);
+            let frame = quality.frame(dt).map_err(&err)?;
+            let n = replace_stage_rows(lake, "clean.data_quality", dt, STAGE, frame).await?;
+            out.written("clean.data_quality", dt, n);
+        }
+    }
+    out.quality.extend(quality.totals());
+    Ok(out)
+}
+
+/// Every identifier pair: the daily `clean.id_links` and the latest profile snapshot's.
+async fn all_links(lake: &Lake) -> Result<LazyFrame, CleanseError> {
+    let err = whole("clean.id_links");
+    let daily = lake
+        .scan(table("clean.id_links")?, DateRange::all())
+        .await?;
+    let t = table("clean.profiles")?;
+    let Some(day) = lake.partitions(t).await?.into_iter().next_back() else {
+        return Ok(daily);
+    };
+    let profiles = lake.scan(t, DateRange::day(day)).await?;
+    let pairs = id_pairs(profiles, "clean.profiles", &PROFILE_PAIRS)
+        .map_err(&err)?
+        .with_column(days_lit(day).alias("dt"))
+        .select(
+            [
+                "dt",
+                "source",
+                "left_kind",
+                "left_id",
+                "right_kind",
+                "right_id",
+                "rows",
+            ]
+            .map(col),
+        );
+    concat([daily, pairs], UnionArgs::default()).map_err(err)
+}
+
+fn count_true(df: &DataFrame, column: &str) -> u64 {
+    df.column(column)
+        .ok()
+        .and_then(|c| c.bool().ok().map(|b| b.sum().unwrap_or(0)))
+        .map_or(0, u64::from)
+}
+
+fn max_ms(df: &DataFrame, column: &str) -> Option<i64> {
+    df.column(column).ok()?.datetime().ok()?.physical().max()
+}
+
+/// First activity per person from a day's joined events (which carry `user_key`, `time`;
+/// the install time comes from `persons`).
+fn first_activity_of(marked: &DataFrame, persons: &DataFrame) -> PolarsResult<DataFrame> {
+    first_activity(marked.clone().lazy().select([
+        col("user_key"),
+        col("time"),
+        col("install_time"),
+    ]))
+    .collect()
+    .and_then(|df| {
+        // Keep only people with an install: the rule judges installs.
+        df.lazy()
+            .join(
+                persons.clone().lazy().select([col("user_key")]),
+                [col("user_key")],
+                [col("user_key")],
+                JoinArgs::new(JoinType::Semi),
+            )
+            .collect()
+    })
+}
+
+/// `clean.identities`, the partitions of the range (an identifier's partition is the day it
+/// was first seen).
+async fn write_identities(
+    lake: &Lake,
+    identity: &Identity,
+    range: DateRange,
+    out: &mut StageOutput,
+) -> Result<(), CleanseError> {
+    let target = "clean.identities";
+    let t = table(target)?;
+    let err = whole(target);
+    let in_range = identity
+        .nodes
+        .clone()
+        .lazy()
+        .filter(
+            col("dt")
+                .gt_eq(days_lit(range.from))
+                .and(col("dt").lt_eq(days_lit(range.to))),
+        )
+        .collect()
+        .map_err(&err)?;
+    let mut by_day: BTreeMap<NaiveDate, DataFrame> = BTreeMap::new();
+    for part in in_range.partition_by_stable(["dt"], true).map_err(&err)? {
+        if let Some(d) = first_date(&part) {
+            by_day.insert(d, part);
+        }
+    }
+    for dt in range.days() {
+        let df = match by_day.remove(&dt) {
+            Some(df) => df,
+            None => continue,
+        };
+        let rows = df.height() as u64;
+        lake.write_partition(t, dt, df).await?;
+        out.written(target, dt, rows);
+    }
+    Ok(())
+}
+
+fn first_date(df: &DataFrame) -> Option<NaiveDate> {
+    df.column("dt")
+        .ok()?
+        .date()
+        .ok()?
+        .as_date_iter()
+        .next()
+        .flatten()
+}
+
+/// Every install of the history with its person, ids filled, Protect360 and the install
+/// pattern rules, and the test rules: all but the no-activity rule, which needs events.
+async fn installs_before_activity(
+    config: &PipelineConfig,
+    lake: &Lake,
+    identity: &Identity,
+    af: LazyFrame,
+    links: LazyFrame,
+) -> Result<DataFrame, CleanseError> {
+    let err = whole("clean.installs");
+    let signals = lake
+        .scan(table("clean.af_fraud_signals")?, DateRange::all())
+        .await?;
+    let test_devices = latest(lake, "raw.sheets_test_devices").await?;
+    let test_people = test_people(lake, identity).await?;
+    let lf = one_row_per_install(af);
+    let lf = attach_people(
+        lf,
+        identity.nodes.clone().lazy(),
+        identity.people.clone().lazy(),
+        install_advertising_ids(links),
+    );
+    let lf = mark_p360(lf, signals);
+    let lf = mark_pattern_fraud(lf, &config.fraud).map_err(&err)?;
+    let lf = mark_test_installs(lf, &config.test_users, test_devices, test_people).map_err(&err)?;
+    lf.collect().map_err(&err)
+}
+
+/// The latest snapshot of a daily snapshot table (empty when none was landed).
+async fn latest(lake: &Lake, name: &str) -> Result<LazyFrame, CleanseError> {
+    let t = table(name)?;
+    let day = lake.partitions(t).await?.into_iter().next_back();
+    Ok(match day {
+        Some(d) => lake.scan(t, DateRange::day(d)).await?,
+        None => DataFrame::empty_with_schema(&t.polars_schema()).lazy(),
+    })
+}
+
+/// People whose latest profile matches a test-user rule: `user_key`, `reason`.
+async fn test_people(lake: &Lake, identity: &Identity) -> Result<LazyFrame, CleanseError> {
+    let profiles = latest(lake, "clean.profiles").await?;
+    let by_user = identity
+        .nodes
+        .clone()
+        .lazy()
+        .filter(col("kind").eq(lit("user_id")))
+        .select([col("id"), col("user_key")]);
+    Ok(profiles
+        .filter(col("test_reason").is_not_null())
+        .join(
+            by_user,
+            [col("user_id")],
+            [col("id")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .select([col("user_key"), col("test_reason").alias("reason")]))
+}
+
+/// Each person's first install (campaign keys, fraud, test) plus test people without an
+/// install, with the app user id that fills events.
+async fn persons(
+    installs: &DataFrame,
+    identity: &Identity,
+    lake: &Lake,
+) -> Result<DataFrame, CleanseError> {
+    let err = whole("clean.events");
+    let firsts = installs
+        .clone()
+        .lazy()
+        .filter(col("is_first_install"))
+        .select([
+            col("user_key"),
+            col("install_time"),
+            col("channel"),
+            col("campaign_id"),
+            col("adset_id"),
+            col("ad_id"),
+            col(crate::cleanse::fraud::FRAUD_REASON)
+                .is_not_null()
+                .alias("is_fraud"),
+            col(crate::cleanse::test_data::TEST_REASON).alias("test_reason"),
+        ]);
+    let profile_tests = test_people(lake, identity)
+        .await?
+        .select([col("user_key"), col("reason").alias("_profile_reason")])
+        .unique(Some(cols(["user_key"])), UniqueKeepStrategy::First);
+    let everyone = identity
+        .people
+        .clone()
+        .lazy()
+        .select([col("user_key"), col("known_user_id")]);
+    everyone
+        .join(
+            firsts,
+            [col("user_key")],
+            [col("user_key")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            profile_tests,
+            [col("user_key")],
+            [col("user_key")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .with_column(coalesce(&[col("test_reason"), col("_profile_reason")]).alias("test_reason"))
+        .drop(cols(["_profile_reason"]))
+        .collect()
+        .map_err(err)
+}
+
+/// AppsFlyer's paid campaigns over the history, for mapping: `channel`, `campaign_id`,
+/// `campaign_name`, first and last install day and installs.
+async fn attribution_campaigns(lake: &Lake) -> Result<DataFrame, CleanseError> {
+    let err = whole("clean.af_installs");
+    lake.scan(table("clean.af_installs")?, DateRange::all())
+        .await?
+        .filter(
+            col("campaign_id")
+                .is_not_null()
+                .and(col("channel").neq(lit("organic"))),
+        )
+        .group_by([col("channel"), col("campaign_id")])
+        .agg([
+            col("campaign_name")
+                .drop_nulls()
+                .last()
+                .alias("campaign_name"),
+            col("dt").min().alias("first_seen"),
+            col("dt").max().alias("last_seen"),
+            len().cast(DataType::UInt64).alias("installs"),
+        ])
+        .sort(["channel", "campaign_id"], SortMultipleOptions::default())
+        .collect()
+        .map_err(err)
+}
+
+/// Applies the no-activity rule and writes the range's `clean.installs` partitions.
+#[allow(clippy::too_many_arguments)]
+async fn write_installs(
+    config: &PipelineConfig,
+    lake: &Lake,
+    installs: DataFrame,
+    activity: Vec<DataFrame>,
+    data_end_ms: i64,
+    range: DateRange,
+    run_id: &str,
+    quality: &mut QualityLog,
+    out: &mut StageOutput,
+) -> Result<(), CleanseError> {
+    let target = "clean.installs";
+    let err = whole(target);
+    let activity = if activity.is_empty() {
+        DataFrame::empty_with_schema(&Schema::from_iter([
+            Field::new("user_key".into(), DataType::String),
+            Field::new(
+                "first_activity".into(),
+                DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC)),
+            ),
+        ]))
+        .lazy()
+    } else {
+        concat(
+            activity.into_iter().map(|df| df.lazy()).collect::<Vec<_>>(),
+            UnionArgs::default(),
+        )
+        .map_err(&err)?
+        .group_by([col("user_key")])
+        .agg([col("first_activity").min()])
+    };
+    let in_range = installs.lazy().filter(
+        col("dt")
+            .gt_eq(days_lit(range.from))
+            .and(col("dt").lt_eq(days_lit(range.to))),
+    );
+    let all = finish_installs(mark_no_activity(
+        in_range,
+        activity,
+        &config.fraud,
+        data_end_ms,
+    ))
+    .collect()
+    .map_err(&err)?;
+    let mut by_day: BTreeMap<NaiveDate, DataFrame> = BTreeMap::new();
+    for part in all.partition_by_stable(["dt"], true).map_err(&err)? {
+        if let Some(d) = first_date(&part) {
+            by_day.insert(d, part);
+        }
+    }
+    let af = table("clean.af_installs")?;
+    for dt in range.days() {
+        if lake.manifest(af, dt).await?.is_none() {
+            continue;
+        }
+        let df = match by_day.remove(&dt) {
+            Some(df) => df,
+            None => DataFrame::empty_with_schema(&table(target)?.polars_schema()),
+        };
+        let n = df.height() as u64;
+        quality.push(
+            dt,
+            STAGE,
+            run_id,
+            "clean.af_installs",
+            n,
+            &[
+                RuleCount::changed(
+                    "advertising id backfill",
+                    count_true(&df, "advertising_id_filled"),
+                ),
+                RuleCount::changed(
+                    "user id backfill",
+                    count_true(&df, "customer_user_id_filled"),
+                ),
+                RuleCount::changed("fraud", count_true(&df, "is_fraud")),
+                RuleCount::changed("test data", count_true(&df, "is_test")),
+            ],
+        );
+        let df = df.drop("_no_activity_checked").unwrap_or(df);
+        lake.write_partition(table(target)?, dt, df).await?;
+        out.written(target, dt, n);
+    }
+    Ok(())
+}
+
+/// `clean.campaign_daily` for the range and `clean.unmapped_campaigns` as of its last day.
+async fn write_campaigns(
+    lake: &Lake,
+    range: DateRange,
+    run_id: &str,
+    reporting_currency: &str,
+    attribution: &DataFrame,
+    quality: &mut QualityLog,
+    out: &mut StageOutput,
+) -> Result<(), CleanseError> {
+    let target = "clean.campaign_daily";
+    let err = whole(target);
+    let channel_daily = lake.scan(table("clean.channel_daily")?, range).await?;
+    let overrides = latest(lake, "raw.sheets_campaign_overrides").await?;
+    let channel_campaigns = channel_daily
+        .clone()
+        .group_by([col("channel"), col("campaign_id")])
+        .agg([
+            col("campaign_name")
+                .drop_nulls()
+                .last()
+                .alias("campaign_name"),
+            col("dt").min().alias("first_seen"),
+            col("dt").max().alias("last_seen"),
+            col("spend_reporting_micros")
+                .sum()
+                .alias("spend_reporting_micros"),
+        ])
+        .sort(["channel", "campaign_id"], SortMultipleOptions::default())
+        .collect()
+        .map_err(&err)?;
+    let mapping = map_campaigns(
+        channel_campaigns.clone().lazy().select([
+            col("channel"),
+            col("campaign_id"),
+            col("campaign_name"),
+        ]),
+        attribution.clone().lazy(),
+        overrides,
+    )
+    .collect()
+    .map_err(&err)?;
+    let daily = campaign_daily(channel_daily, mapping.clone().lazy())
+        .collect()
+        .map_err(&err)?;
+    let mut by_day: BTreeMap<NaiveDate, DataFrame> = BTreeMap::new();
+    for part in daily.partition_by_stable(["dt"], true).map_err(&err)? {
+        if let Some(d) = first_date(&part) {
+            by_day.insert(d, part);
+        }
+    }
+    let t = table(target)?;
+    for (dt, df) in by_day {
+        let n = df.height() as u64;
+        let unmapped = df
+            .column("mapping")
+            .map(|c| c.null_count() as u64)
+            .unwrap_or(0);
+        quality.push(
+            dt,
+            STAGE,
+            run_id,
+            "clean.channel_daily",
+            n,
+            &[RuleCount::changed("unmapped campaign", unmapped)],
+        );
+        lake.write_partition(t, dt, df).await?;
+        out.written(target, dt, n);
+    }
+    let unmapped = unmapped_campaigns(
+        &channel_campaigns,
+        &mapping,
+        attribution,
+        range,
+        reporting_currency,
+    )
+    .map_err(&err)?;
+    let n = unmapped.height() as u64;
+    lake.write_partition(table("clean.unmapped_campaigns")?, range.to, unmapped)
+        .await?;
+    out.written("clean.unmapped_campaigns", range.to, n);
+    Ok(())
+}
+
+fn strs(df: &DataFrame, c: &str) -> PolarsResult<Vec<Option<String>>> {
+    Ok(df
+        .column(c)?
+        .str()?
+        .iter()
+        .map(|v| v.map(str::to_string))
+        .collect())
+}
+
+/// Campaigns on one side only, with the closest name on the other side of the same channel.
+fn unmapped_campaigns(
+    channel_campaigns: &DataFrame,
+    mapping: &DataFrame,
+    attribution: &DataFrame,
+    range: DateRange,
+    reporting_currency: &str,
+) -> PolarsResult<DataFrame> {
+    let mapped_attr: std::collections::BTreeSet<(String, String)> = {
+        let ch = strs(mapping, "channel")?;
+        let ids = strs(mapping, "attribution_campaign_id")?;
+        ch.into_iter()
+            .zip(ids)
+            .filter_map(|(c, i)| Some((c?, i?)))
+            .collect()
+    };
+    let channel_side = channel_campaigns
+        .clone()
+        .lazy()
+        .join(
+            mapping.clone().lazy(),
+            [col("channel"), col("campaign_id")],
+            [col("channel"), col("campaign_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .filter(col("mapping").is_null())
+        .collect()?;
+    let attr_in_range = attribution
+        .clone()
+        .lazy()
+        .filter(
+            col("last_seen")
+                .gt_eq(days_lit(range.from))
+                .and(col("first_seen").lt_eq(days_lit(range.to))),
+        )
+        .collect()?;
+    let names_of = |df: &DataFrame| -> PolarsResult<Vec<(String, String, String)>> {
+        let ch = strs(df, "channel")?;
+        let id = strs(df, "campaign_id")?;
+        let nm = strs(df, "campaign_name")?;
+        Ok(ch
+            .into_iter()
+            .zip(id)
+            .zip(nm)
+            .filter_map(|((c, i), n)| Some((c?, i?, n.unwrap_or_default())))
+            .collect())
+    };
+    let channel_names = names_of(channel_campaigns)?;
+    let attr_names = names_of(&attr_in_range)?;
+
+    let mut side = Vec::new();
+    let mut channel = Vec::new();
+    let mut campaign_id = Vec::new();
+    let mut campaign_name = Vec::new();
+    let mut first_seen = Vec::new();
+    let mut last_seen = Vec::new();
+    let mut spend = Vec::new();
+    let mut installs = Vec::new();
+    let mut sugg_id = Vec::new();
+    let mut sugg_name = Vec::new();
+    let mut score = Vec::new();
+    let mut push_suggestion = |name: &str, ch: &str, pool: &[(String, String, String)]| {
+        let candidates: Vec<(String, String)> = pool
+            .iter()
+            .filter(|(c, _, _)| c == ch)
+            .map(|(_, i, n)| (i.clone(), n.clone()))
+            .collect();
+        match suggest(name, &candidates) {
+            Some((i, n, s)) => {
+                sugg_id.push(Some(i.to_string()));
+                sugg_name.push(Some(n.to_string()));
+                score.push(Some(s));
+            }
+            None => {
+                sugg_id.push(None);
+                sugg_name.push(None);
+                score.push(None);
+            }
+        }
+    };
+    let dates = |df: &DataFrame, c: &str| -> PolarsResult<Vec<i32>> {
+        Ok(df
+            .column(c)?
+            .date()?
+            .physical()
+            .iter()
+            .map(|d| d.unwrap_or(0))
+            .collect())
+    };
+    {
+        let ch = strs(&channel_side, "channel")?;
+        let id = strs(&channel_side, "campaign_id")?;
+        let nm = strs(&channel_side, "campaign_name")?;
+        let f = dates(&channel_side, "first_seen")?;
+        let l = dates(&channel_side, "last_seen")?;
+        let sp: Vec<i64> = channel_side
+            .column("spend_reporting_micros")?
+            .i64()?
+            .iter()
+            .map(|v| v.unwrap_or(0))
+            .collect();
+        for i in 0..channel_side.height() {
+            let c = ch[i].clone().unwrap_or_default();
+            let n = nm[i].clone().unwrap_or_default();
+            push_suggestion(&n, &c, &attr_names);
+            side.push("channel");
+            channel.push(c);
+            campaign_id.push(id[i].clone().unwrap_or_default());
+            campaign_name.push(nm[i].clone());
+            first_seen.push(f[i]);
+            last_seen.push(l[i]);
+            spend.push(sp[i]);
+            installs.push(0u64);
+        }
+    }
+    {
+        let f = dates(&attr_in_range, "first_seen")?;
+        let l = dates(&attr_in_range, "last_seen")?;
+        let n_inst: Vec<u64> = attr_in_range
+            .column("installs")?
+            .u64()?
+            .iter()
+            .map(|v| v.unwrap_or(0))
+            .collect();
+        for (i, (c, id, n)) in attr_names.iter().enumerate() {
+            if mapped_attr.contains(&(c.clone(), id.clone())) {
+                continue;
+            }
+            push_suggestion(n, c, &channel_names);
+            side.push("attribution");
+            channel.push(c.clone());
+            campaign_id.push(id.clone());
+            campaign_name.push(Some(n.clone()));
+            first_seen.push(f.get(i).copied().unwrap_or(0));
+            last_seen.push(l.get(i).copied().unwrap_or(0));
+            spend.push(0);
+            installs.push(n_inst.get(i).copied().unwrap_or(0));
+        }
+    }
+    let n = side.len();
+    let as_date = |v: Vec<i32>, name: &str| Column::new(name.into(), v).cast(&DataType::Date);
+    DataFrame::new_infer_height(vec![
+        Column::new("side".into(), side),
+        Column::new("channel".into(), channel),
+        Column::new("campaign_id".into(), campaign_id),
+        Column::new("campaign_name".into(), campaign_name),
+        as_date(first_seen, "first_seen")?,
+        as_date(last_seen, "last_seen")?,
+        Column::new("spend_reporting_micros".into(), spend),
+        Column::new(
+            "reporting_currency".into(),
+            vec![reporting_currency.to_string(); n],
+        ),
+        Column::new("installs".into(), installs),
+        Column::new("suggested_campaign_id".into(), sugg_id),
+        Column::new("suggested_campaign_name".into(), sugg_name),
+        Column::new("suggestion_score".into(), score),
+    ])
+}
+
+/// `clean.new_events` as of the range's last day, and the event-name registry updated.
+async fn write_new_events(
+    lake: &Lake,
+    range: DateRange,
+    names: Vec<DataFrame>,
+    out: &mut StageOutput,
+) -> Result<(), CleanseError> {
+    let target = "clean.new_events";
+    let err = whole(target);
+    let mut registry: EventNames = lake.read_state(STATE_KEY).await?.unwrap_or_default();
+    let seen = if names.is_empty() {
+        return Ok(());
+    } else {
+        concat(
+            names.into_iter().map(|df| df.lazy()).collect::<Vec<_>>(),
+            UnionArgs::default(),
+        )
+        .and_then(|lf| {
+            lf.group_by([col("event")])
+                .agg([col("dt").min().alias("first_seen"), col("events").sum()])
+                .sort(["event"], SortMultipleOptions::default())
+                .collect()
+        })
+        .map_err(&err)?
+    };
+    let events = strs(&seen, "event").map_err(&err)?;
+    let firsts: Vec<Option<NaiveDate>> = seen
+        .column("first_seen")
+        .and_then(|c| Ok(c.date()?.as_date_iter().collect()))
+        .map_err(&err)?;
+    let counts: Vec<u64> = seen
+        .column("events")
+        .and_then(|c| Ok(c.u64()?.iter().map(|v| v.unwrap_or(0)).collect()))
+        .map_err(&err)?;
+    for (e, d) in events.iter().zip(&firsts) {
+        if let (Some(e), Some(d)) = (e, d) {
+            registry.saw(e, *d);
+        }
+    }
+    let (mut name, mut first, mut n, mut sugg, mut dist) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((e, _), count) in events.iter().zip(&firsts).zip(&counts) {
+        let Some(e) = e else { continue };
+        let Some(first_day) = registry.first_seen.get(e).copied() else {
+            continue;
+        };
+        if !range.contains(first_day) {
+            continue;
+        }
+        let suggestion = registry.suggest(e, range.from);
+        name.push(e.clone());
+        first.push((first_day - NaiveDate::default()).num_days() as i32);
+        n.push(*count);
+        sugg.push(suggestion.map(|(s, _)| s.to_string()));
+        dist.push(suggestion.map(|(_, d)| d as u64));
+    }
+    let df = DataFrame::new_infer_height(vec![
+        Column::new("event".into(), name),
+        Column::new("first_seen".into(), first)
+            .cast(&DataType::Date)
+            .map_err(&err)?,
+        Column::new("events".into(), n),
+        Column::new("suggested_event".into(), sugg),
+        Column::new("distance".into(), dist),
+    ])
+    .map_err(&err)?;
+    let rows = df.height() as u64;
+    lake.write_partition(table(target)?, range.to, df).await?;
+    out.written(target, range.to, rows);
+    lake.write_state(STATE_KEY, &registry).await?;
+    Ok(())
+}
