@@ -565,3 +565,154 @@ async fn futures_tables(lake: &Lake) -> Vec<DataFrame> {
     }
     out
 }
+
+/// Lands one raw partition of `name` in `lake`.
+async fn land(lake: &Lake, name: &str, dt: NaiveDate, df: DataFrame) {
+    let t = Registry::embedded().unwrap().get(name).unwrap();
+    lake.write_partition(t, dt, df).await.unwrap();
+}
+
+/// A Sheets FX snapshot: KRW and USD from 2026-01-01.
+fn fx_sheet() -> DataFrame {
+    let day = |s: &str| (d(s) - NaiveDate::default()).num_days() as i32;
+    DataFrame::new_infer_height(vec![
+        Column::new("row".into(), [2u64, 3]),
+        Column::new("date".into(), [day("2026-01-01"); 2])
+            .cast(&DataType::Date)
+            .unwrap(),
+        Column::new("currency".into(), ["KRW", "USD"]),
+        Column::new("usd_per_unit".into(), [0.00075, 1.0]),
+        Column::new("extra".into(), [None::<&str>, None]),
+        Column::new("pulled_at".into(), [0i64, 0])
+            .cast(&DataType::Datetime(
+                TimeUnit::Milliseconds,
+                Some(TimeZone::UTC),
+            ))
+            .unwrap(),
+    ])
+    .unwrap()
+}
+
+fn export_line(
+    event: &str,
+    time: &str,
+    insert: &str,
+    revenue: Option<&str>,
+    currency: &str,
+) -> String {
+    let money = revenue
+        .map(|r| format!(r#","revenue":{r},"currency":"{currency}""#))
+        .unwrap_or_default();
+    format!(
+        r#"{{"event":"{event}","properties":{{"time":{time},"distinct_id":"U1","$device_id":"D1","$user_id":"U1","$insert_id":"{insert}","mp_processing_time_ms":1767225600000{money}}}}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_rows_are_quarantined_and_a_broken_partition_keeps_the_last_clean_one() {
+    let config = config();
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let day = d("2026-01-01");
+    land(&lake, "raw.sheets_fx_rates", day, fx_sheet()).await;
+    // 2026-01-01 00:00:10 UTC in seconds.
+    let t = "1767225610";
+    let body = [
+        export_line("purchase", t, "a1", Some("1200"), "KRW"),
+        export_line("purchase", t, "a1", Some("1200"), "KRW"), // resend
+        export_line("purchase", "\"yesterday\"", "a2", Some("1200"), "KRW"),
+        export_line("purchase", t, "a3", Some("\"lots\""), "KRW"),
+        export_line("purchase", t, "a4", Some("-5"), "KRW"),
+        export_line("purchase", t, "a5", Some("3"), "XYZ"),
+        export_line("app_open", t, "a6", None, ""),
+    ]
+    .join("\n");
+    let opts = ltv::ingest::mixpanel::ExportOptions::default();
+    let raw = ltv::ingest::mixpanel::parse_export(
+        body.as_bytes(),
+        &opts,
+        chrono::Utc::now(),
+        "2026-01-01",
+    )
+    .unwrap();
+    assert_eq!(raw.height(), 7, "every line lands in the raw layer");
+    land(&lake, "raw.mixpanel_export", day, raw).await;
+
+    let out = run_cleanse(&config, &lake, DateRange::day(day), "r1")
+        .await
+        .unwrap();
+    assert!(!out.failed(), "{out}");
+    let clean = table(&lake, "clean.mixpanel_events").await;
+    assert_eq!(
+        strs(&clean, "insert_id"),
+        [Some("a1".into()), Some("a6".into())]
+    );
+    // 1,200 won at 0.00075 dollars per won.
+    assert_eq!(
+        clean
+            .column("revenue_reporting_micros")
+            .unwrap()
+            .i64()
+            .unwrap()
+            .get(0),
+        Some(900_000)
+    );
+    let q = table(&lake, "clean.quarantine").await;
+    let reasons: Vec<String> = strs(&q, "reason").into_iter().flatten().collect();
+    let expect = [
+        "duplicate: same event, distinct_id and $insert_id as an earlier row of the day",
+        "malformed: time: must be a number of seconds since the epoch, found \"yesterday\"",
+        "malformed: revenue: must be a decimal number that fits in micros, found lots",
+        "malformed: revenue: negative (-5000000 micros)",
+        "malformed: currency=XYZ has no FX rate on 2026-01-01",
+    ];
+    for e in expect {
+        assert!(
+            reasons.iter().any(|r| r == e),
+            "missing {e:?} in {reasons:?}"
+        );
+    }
+    assert_eq!(reasons.len(), 5);
+    let row_keys: HashSet<String> = strs(&q, "row_key").into_iter().flatten().collect();
+    assert!(row_keys.contains(r#"{"line":3}"#), "{row_keys:?}");
+    let dq = table(&lake, "clean.data_quality").await;
+    let removed: Vec<(String, u64)> = strs(&dq, "rule")
+        .into_iter()
+        .zip(u64s(&dq, "rows_in").into_iter().zip(u64s(&dq, "rows_out")))
+        .map(|(r, (i, o))| (r.unwrap(), i - o))
+        .collect();
+    assert_eq!(removed, [("malformed".into(), 4), ("duplicate".into(), 1)]);
+
+    // The raw partition is replaced by one that lacks a required column: cleanse fails for
+    // that partition, naming table, day and column, and the clean partition stays as it was.
+    let t = Registry::embedded()
+        .unwrap()
+        .get("raw.mixpanel_export")
+        .unwrap();
+    let manifest = lake.manifest(t, day).await.unwrap().unwrap();
+    let file = dir.path().join(&manifest.files[0].path);
+    let paths = vec![PlRefPath::new(file.to_str().unwrap())];
+    let mut broken = LazyFrame::scan_parquet_files(paths.into(), ScanArgsParquet::default())
+        .unwrap()
+        .drop(cols(["event"]))
+        .collect()
+        .unwrap();
+    let f = std::fs::File::create(&file).unwrap();
+    ParquetWriter::new(f).finish(&mut broken).unwrap();
+    let out = run_cleanse(&config, &lake, DateRange::day(day), "r2")
+        .await
+        .unwrap();
+    assert!(out.failed());
+    let failure = &out.failures[0];
+    assert!(
+        failure.contains("raw.mixpanel_export")
+            && failure.contains("2026-01-01")
+            && failure.contains("event"),
+        "{failure}"
+    );
+    let after = table(&lake, "clean.mixpanel_events").await;
+    assert!(
+        after.equals_missing(&clean),
+        "the last clean partition must stay"
+    );
+}

@@ -52,6 +52,30 @@ pub fn clean_mixpanel_events(raw: LazyFrame, key: &[String], norm: &Normalisatio
         .sort(["line"], SortMultipleOptions::default())
 }
 
+/// The same rules as [`clean_mixpanel_events`], collected after every rule: the eager
+/// plan a pandas-style job would run (every column read, every step materialised). Kept for
+/// the benchmark that shows what the single lazy plan saves.
+pub fn clean_mixpanel_events_eager(
+    raw: LazyFrame,
+    key: &[String],
+    norm: &Normalisation,
+) -> PolarsResult<DataFrame> {
+    let df = with_reject(raw.collect()?.lazy()).collect()?;
+    let df = reject_malformed_events(df.lazy()).collect()?;
+    let df = reject_duplicate_events(df.lazy(), key).collect()?;
+    let df = df
+        .lazy()
+        .with_column(utc_date(col("time")).alias("_fx_date"))
+        .collect()?;
+    let df =
+        reject_unknown_currency(df.lazy(), "currency", "_fx_date", norm.fx.clone()).collect()?;
+    let df = normalise_events(df.lazy(), norm).collect()?;
+    df.lazy()
+        .select(CLEAN_COLUMNS.map(col))
+        .sort(["line"], SortMultipleOptions::default())
+        .collect()
+}
+
 /// Rows the parser could not read (`malformed`), negative revenue, and revenue without a
 /// currency: none of them can be priced, so none may reach a revenue sum.
 pub fn reject_malformed_events(lf: LazyFrame) -> LazyFrame {

@@ -28,7 +28,17 @@ use serde::Serialize;
 use crate::lake::{DateRange, Lake, LakeError};
 use crate::schema::{Registry, SchemaError, TableSchema};
 
-pub use stage::run_cleanse;
+pub use stage::{run_cleanse, run_cleanse_with};
+
+/// How a stage runs its per-partition plans.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub enum PlanMode {
+    /// One lazy plan per partition, collected once: what the pipeline runs.
+    #[default]
+    Lazy,
+    /// The same rules, collected after each one: only for the benchmark's comparison.
+    Eager,
+}
 
 /// Errors of the cleanse and process stages. Each names the table and partition at fault.
 #[derive(Debug, thiserror::Error)]

@@ -15,12 +15,12 @@ use super::channels::{
 use super::dedup::MIXPANEL_EVENT_KEY;
 use super::fx::fx_table;
 use super::links::{APPSFLYER_PAIRS, MIXPANEL_PAIRS, id_pairs};
-use super::mixpanel::{Normalisation, clean_mixpanel_events};
+use super::mixpanel::{Normalisation, clean_mixpanel_events, clean_mixpanel_events_eager};
 use super::normalise::polars_zone;
 use super::profiles::clean_profiles;
 use super::quality::{QualityLog, RuleCount};
 use super::quarantine::{Origin, Split, split};
-use super::{CleanseError, StageOutput, replace_stage_rows, table};
+use super::{CleanseError, PlanMode, StageOutput, replace_stage_rows, table};
 use crate::config::PipelineConfig;
 use crate::lake::{DateRange, Lake};
 use chrono::NaiveDate;
@@ -40,7 +40,19 @@ pub async fn run_cleanse(
     range: DateRange,
     run_id: &str,
 ) -> Result<StageOutput, CleanseError> {
-    let cx = Context::new(config, lake, range).await?;
+    run_cleanse_with(config, lake, range, run_id, PlanMode::Lazy).await
+}
+
+/// [`run_cleanse`] with a choice of plan mode (the benchmark compares them).
+pub async fn run_cleanse_with(
+    config: &PipelineConfig,
+    lake: &Lake,
+    range: DateRange,
+    run_id: &str,
+    mode: PlanMode,
+) -> Result<StageOutput, CleanseError> {
+    let mut cx = Context::new(config, lake, range).await?;
+    cx.mode = mode;
     let mut out = StageOutput::new(STAGE, run_id);
     for dt in range.days() {
         let mut day = Day::new(dt, run_id);
@@ -61,6 +73,7 @@ struct Context<'a> {
     mixpanel_key: Vec<String>,
     /// Manual costs of the latest Sheets snapshot, by report date.
     manual_costs: BTreeMap<NaiveDate, DataFrame>,
+    mode: PlanMode,
 }
 
 /// One day's results that several sources add to.
@@ -150,6 +163,7 @@ impl<'a> Context<'a> {
             },
             mixpanel_key,
             manual_costs,
+            mode: PlanMode::Lazy,
         })
     }
 
@@ -189,9 +203,13 @@ impl<'a> Context<'a> {
             day.any_source = true;
             let err = polars_error(source, day.dt);
             // Rules mark rows and never drop them, so the marked frame holds every raw row.
-            let marked = clean_mixpanel_events(raw, &self.mixpanel_key, &self.norm)
-                .collect()
-                .map_err(&err)?;
+            let marked = match self.mode {
+                PlanMode::Lazy => {
+                    clean_mixpanel_events(raw, &self.mixpanel_key, &self.norm).collect()
+                }
+                PlanMode::Eager => clean_mixpanel_events_eager(raw, &self.mixpanel_key, &self.norm),
+            }
+            .map_err(&err)?;
             let rows_in = marked.height() as u64;
             let s = split(marked, &day.origin(source, &["line"])).map_err(&err)?;
             day.record(source, &EVENT_RULES, rows_in, &s);

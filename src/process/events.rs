@@ -131,6 +131,23 @@ pub fn events_plan(
         .sort(["line"], SortMultipleOptions::default())
 }
 
+/// [`events_plan`] collected after every step: the eager comparison of the benchmark.
+pub fn events_plan_eager(
+    events: LazyFrame,
+    nodes: LazyFrame,
+    persons: LazyFrame,
+    zone: &TimeZone,
+) -> PolarsResult<DataFrame> {
+    let df = events.collect()?;
+    let df = attach_person(df.lazy(), nodes).collect()?;
+    let df = attach_install(df.lazy(), persons, zone).collect()?;
+    let df = reject_test_people(df.lazy()).collect()?;
+    df.lazy()
+        .select(COLUMNS.map(col))
+        .sort(["line"], SortMultipleOptions::default())
+        .collect()
+}
+
 /// Each person's first event at or after their first install, from joined events.
 pub fn first_activity(events: LazyFrame) -> LazyFrame {
     events

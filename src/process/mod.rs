@@ -10,4 +10,4 @@ pub mod installs;
 pub mod new_events;
 mod stage;
 
-pub use stage::run_process;
+pub use stage::{run_process, run_process_with};

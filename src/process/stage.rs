@@ -6,7 +6,7 @@ use chrono::{Duration, NaiveDate};
 use polars::prelude::*;
 
 use super::campaigns::{campaign_daily, map_campaigns, suggest};
-use super::events::{events_plan, first_activity};
+use super::events::{events_plan, events_plan_eager, first_activity};
 use super::identity::{Identity, resolve};
 use super::installs::{
     attach_people, finish_installs, install_advertising_ids, mark_no_activity, mark_p360,
@@ -17,7 +17,7 @@ use crate::cleanse::links::{PROFILE_PAIRS, id_pairs};
 use crate::cleanse::normalise::polars_zone;
 use crate::cleanse::quality::{QualityLog, RuleCount};
 use crate::cleanse::quarantine::{Origin, split};
-use crate::cleanse::{CleanseError, StageOutput, replace_stage_rows, table};
+use crate::cleanse::{CleanseError, PlanMode, StageOutput, replace_stage_rows, table};
 use crate::config::PipelineConfig;
 use crate::lake::{DateRange, Lake};
 
@@ -48,6 +48,17 @@ pub async fn run_process(
     lake: &Lake,
     range: DateRange,
     run_id: &str,
+) -> Result<StageOutput, CleanseError> {
+    run_process_with(config, lake, range, run_id, PlanMode::Lazy).await
+}
+
+/// [`run_process`] with a choice of plan mode for the events (the benchmark compares them).
+pub async fn run_process_with(
+    config: &PipelineConfig,
+    lake: &Lake,
+    range: DateRange,
+    run_id: &str,
+    mode: PlanMode,
 ) -> Result<StageOutput, CleanseError> {
     let zone = polars_zone(config.pipeline.reporting_timezone)
         .map_err(|e| CleanseError::Config(e.to_string()))?;
@@ -86,13 +97,11 @@ pub async fn run_process(
         }
         let err = failed(events_source, dt);
         let events = lake.scan(t, DateRange::day(dt)).await?;
-        let marked = events_plan(
-            events,
-            identity.nodes.clone().lazy(),
-            persons.clone().lazy(),
-            &zone,
-        )
-        .collect()
+        let nodes = identity.nodes.clone().lazy();
+        let marked = match mode {
+            PlanMode::Lazy => events_plan(events, nodes, persons.clone().lazy(), &zone).collect(),
+            PlanMode::Eager => events_plan_eager(events, nodes, persons.clone().lazy(), &zone),
+        }
         .map_err(&err)?;
         if let Some(max) = max_ms(&marked, "time") {
             data_end_ms = data_end_ms.max(max);
@@ -152,13 +161,11 @@ pub async fn run_process(
         }
         let err = failed(events_source, dt);
         let events = lake.scan(t, DateRange::day(dt)).await?;
-        let marked = events_plan(
-            events,
-            identity.nodes.clone().lazy(),
-            persons.clone().lazy(),
-            &zone,
-        )
-        .collect()
+        let nodes = identity.nodes.clone().lazy();
+        let marked = match mode {
+            PlanMode::Lazy => events_plan(events, nodes, persons.clone().lazy(), &zone).collect(),
+            PlanMode::Eager => events_plan_eager(events, nodes, persons.clone().lazy(), &zone),
+        }
         .map_err(&err)?;
         if let Some(max) = max_ms(&marked, "time") {
             data_end_ms = data_end_ms.max(max);

@@ -1,0 +1,164 @@
+//! `cargo bench --bench cleanse`: events per second and peak memory of `ltv cleanse` and
+//! `ltv process` over a simulated month, against the same rules collected eagerly.
+//!
+//! A world of `LTV_BENCH_CLEANSE_SCALE` (`users_per_day:days`, default `10000:30`) is
+//! simulated and pulled into the raw layer by `ltv ingest` once. Then, `RUNS` times and
+//! alternating, the lazy plans (one collect per partition, the pipeline's mode) and the eager
+//! ones (`--eager`: the same rule functions, collected after every rule, every column read)
+//! rebuild the whole range, each stage as its own release process so peak memory is per
+//! stage. Events per second = Mixpanel rows in / the stage's seconds. Medians and the
+//! eager/lazy ratio go to `benches/results/cleanse.json`.
+#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+use chrono::{Duration, NaiveDate};
+use serde_json::Value;
+
+const RUNS: usize = 3;
+const START: &str = "2026-01-01";
+
+fn ltv(lake: &std::path::Path, args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_ltv"))
+        .args(["-q", "--lake", lake.to_str().unwrap()])
+        .args(args)
+        .output()
+        .expect("run ltv");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn day(offset: i64) -> String {
+    (START.parse::<NaiveDate>().unwrap() + Duration::days(offset)).to_string()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn written(summary: &Value, table: &str) -> u64 {
+    summary["written"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w[0] == table)
+        .map(|w| w[2].as_u64().unwrap())
+        .sum()
+}
+
+fn main() {
+    let scale = std::env::var("LTV_BENCH_CLEANSE_SCALE").unwrap_or_else(|_| "10000:30".into());
+    let (users, days) = scale.split_once(':').expect("scale is users_per_day:days");
+    let n: i64 = days.parse().unwrap();
+    let dir = std::env::var_os("LTV_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let lake = tempfile::tempdir_in(dir).unwrap();
+    let (from, to, today) = (day(0), day(n - 1), day(n));
+    ltv(
+        lake.path(),
+        &[
+            "simulate",
+            "--json",
+            "--users-per-day",
+            users,
+            "--days",
+            days,
+        ],
+    );
+    let ingest = ltv(
+        lake.path(),
+        &[
+            "ingest", "--json", "--from", &from, "--to", &to, "--date", &today,
+        ],
+    );
+    let events_in: u64 = ingest["streams"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(name, _)| name.starts_with("mixpanel.export"))
+        .map(|(_, s)| s["rows"].as_u64().unwrap())
+        .sum();
+    println!("world: {users} users/day x {days} days, {events_in} Mixpanel events landed");
+
+    let mut seconds = std::collections::BTreeMap::<String, Vec<f64>>::new();
+    let mut peaks = std::collections::BTreeMap::<String, u64>::new();
+    let mut clean_events = 0;
+    for run in 0..RUNS {
+        for mode in ["lazy", "eager"] {
+            for stage in ["cleanse", "process"] {
+                let mut args = vec![stage, "--json", "--from", &from, "--to", &to];
+                if mode == "eager" {
+                    args.push("--eager");
+                }
+                let out = ltv(lake.path(), &args);
+                assert!(out["failures"].as_array().unwrap().is_empty(), "{out}");
+                if stage == "cleanse" {
+                    clean_events = written(&out, "clean.mixpanel_events");
+                }
+                let key = format!("{stage} {mode}");
+                let s = out["seconds"].as_f64().unwrap();
+                println!("run {run}: {key}: {s:.2} s");
+                seconds.entry(key.clone()).or_default().push(s);
+                let peak = out["peak_memory_bytes"].as_u64().unwrap_or(0);
+                let p = peaks.entry(key).or_default();
+                *p = (*p).max(peak);
+            }
+        }
+    }
+
+    println!(
+        "\n{:<16} {:>12} {:>10} {:>14} {:>10}",
+        "stage", "events", "seconds", "events/s", "peak MiB"
+    );
+    let mut rows = Vec::new();
+    let mut medians = std::collections::BTreeMap::new();
+    for (key, runs) in &seconds {
+        let m = median(runs.clone());
+        medians.insert(key.clone(), m);
+        let events = if key.starts_with("cleanse") {
+            events_in
+        } else {
+            clean_events
+        };
+        let peak = peaks[key] as f64 / 1_048_576.0;
+        println!(
+            "{key:<16} {events:>12} {m:>10.2} {:>14.0} {peak:>10.0}",
+            events as f64 / m
+        );
+        rows.push(serde_json::json!({
+            "stage": key, "events": events, "median_seconds": m,
+            "events_per_second": events as f64 / m, "peak_memory_mib": peak, "runs": runs,
+        }));
+    }
+    let lazy = medians["cleanse lazy"] + medians["process lazy"];
+    let eager = medians["cleanse eager"] + medians["process eager"];
+    println!(
+        "cleanse + process: lazy {lazy:.2} s ({:.0} events/s), eager {eager:.2} s; eager / lazy = {:.2}",
+        events_in as f64 / lazy,
+        eager / lazy
+    );
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/results/cleanse.json");
+    let doc = serde_json::json!({
+        "scale": { "users_per_day": users, "days": n, "mixpanel_events": events_in },
+        "stages": rows,
+        "lazy_seconds": lazy,
+        "eager_seconds": eager,
+        "eager_over_lazy": eager / lazy,
+        "events_per_second_cleanse_plus_process": events_in as f64 / lazy,
+        "machine": "2 cores, 24 GiB; not pinned",
+        "profile": if cfg!(debug_assertions) {
+            "dev (cargo bench --profile dev: dependencies at opt-level 2, ltv at 1)"
+        } else {
+            "release"
+        },
+    });
+    std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+    println!("written to {}", path.display());
+}
