@@ -63,6 +63,18 @@ pub enum CleanseError {
     Config(String),
 }
 
+/// Turns a Polars failure over one partition into an error naming the table and day.
+pub(crate) fn partition_error(
+    table: &str,
+    dt: NaiveDate,
+) -> impl Fn(PolarsError) -> CleanseError + '_ {
+    move |e| CleanseError::Source {
+        table: table.to_string(),
+        dt,
+        error: e.to_string(),
+    }
+}
+
 /// The embedded schema of a qualified table.
 pub(crate) fn table(name: &str) -> Result<&'static TableSchema, CleanseError> {
     Ok(Registry::embedded()?.get(name)?)

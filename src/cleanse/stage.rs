@@ -20,7 +20,7 @@ use super::normalise::polars_zone;
 use super::profiles::clean_profiles;
 use super::quality::{QualityLog, RuleCount};
 use super::quarantine::{Origin, Split, split};
-use super::{CleanseError, PlanMode, StageOutput, replace_stage_rows, table};
+use super::{CleanseError, PlanMode, StageOutput, partition_error, replace_stage_rows, table};
 use crate::config::PipelineConfig;
 use crate::lake::{DateRange, Lake};
 use chrono::NaiveDate;
@@ -130,14 +130,6 @@ impl Day {
     }
 }
 
-fn polars_error(source: &str, dt: NaiveDate) -> impl Fn(PolarsError) -> CleanseError + '_ {
-    move |e| CleanseError::Source {
-        table: source.to_string(),
-        dt,
-        error: e.to_string(),
-    }
-}
-
 impl<'a> Context<'a> {
     async fn new(
         config: &'a PipelineConfig,
@@ -177,7 +169,9 @@ impl<'a> Context<'a> {
         // Reading the schema opens the files: a missing or retyped column fails here,
         // naming the column, before any work is done.
         let mut probe = lf.clone();
-        probe.collect_schema().map_err(polars_error(source, dt))?;
+        probe
+            .collect_schema()
+            .map_err(partition_error(source, dt))?;
         Ok(Some(lf))
     }
 
@@ -201,7 +195,7 @@ impl<'a> Context<'a> {
                 return Ok(());
             };
             day.any_source = true;
-            let err = polars_error(source, day.dt);
+            let err = partition_error(source, day.dt);
             // Rules mark rows and never drop them, so the marked frame holds every raw row.
             let marked = match self.mode {
                 PlanMode::Lazy => {
@@ -230,7 +224,7 @@ impl<'a> Context<'a> {
                     continue;
                 };
                 day.any_source = true;
-                let err = polars_error(source, day.dt);
+                let err = partition_error(source, day.dt);
                 let marked = clean_af_installs(raw, source, blocked, &self.norm.zone)
                     .collect()
                     .map_err(&err)?;
@@ -249,14 +243,14 @@ impl<'a> Context<'a> {
             for source in EVENT_TABLES {
                 if let Some(raw) = self.raw(source, day.dt).await? {
                     day.any_source = true;
-                    let err = polars_error(source, day.dt);
+                    let err = partition_error(source, day.dt);
                     day.links
                         .push(id_pairs(raw, source, &APPSFLYER_PAIRS).map_err(&err)?);
                 }
             }
             let target = "clean.af_installs";
             if !kept.is_empty() {
-                let err = polars_error(target, day.dt);
+                let err = partition_error(target, day.dt);
                 let all = concat(
                     kept.into_iter().map(|df| df.lazy()).collect::<Vec<_>>(),
                     UnionArgs::default(),
@@ -281,7 +275,7 @@ impl<'a> Context<'a> {
             }
             let target = "clean.af_fraud_signals";
             if !signals.is_empty() {
-                let err = polars_error(target, day.dt);
+                let err = partition_error(target, day.dt);
                 let all = concat(signals, UnionArgs::default())
                     .and_then(|lf| {
                         lf.sort(["appsflyer_id", "signal"], SortMultipleOptions::default())
@@ -320,7 +314,7 @@ impl<'a> Context<'a> {
                 };
                 let df = clean_profiles(raw, &self.config.test_users)
                     .collect()
-                    .map_err(polars_error(source, dt))?;
+                    .map_err(partition_error(source, dt))?;
                 self.write(out, "clean.profiles", dt, df).await?;
             }
             Ok(())
@@ -341,7 +335,7 @@ impl<'a> Context<'a> {
                     continue;
                 };
                 day.any_source = true;
-                let err = polars_error(source, day.dt);
+                let err = partition_error(source, day.dt);
                 let marked = clean_channel_partition(source, raw, self.norm.fx.clone(), &ctx)
                     .map_err(|e| CleanseError::Source {
                         table: source.to_string(),
@@ -364,14 +358,14 @@ impl<'a> Context<'a> {
             if let Some(manual) = self.manual_costs.get(&day.dt) {
                 // Quarantined under the report day the cost was for.
                 let source = "raw.sheets_manual_costs";
-                let err = polars_error(source, day.dt);
+                let err = partition_error(source, day.dt);
                 let s = split(manual.clone(), &day.origin(source, &["row"])).map_err(&err)?;
                 day.record(source, &CHANNEL_RULES, manual.height() as u64, &s);
                 kept.push(s.kept);
             }
             let target = "clean.channel_daily";
             if !kept.is_empty() {
-                let err = polars_error(target, day.dt);
+                let err = partition_error(target, day.dt);
                 let all = concat(
                     kept.into_iter().map(|df| df.lazy()).collect::<Vec<_>>(),
                     UnionArgs::default(),
@@ -399,7 +393,7 @@ impl<'a> Context<'a> {
             if !day.any_source {
                 return Ok(());
             }
-            let err = polars_error("clean.id_links", dt);
+            let err = partition_error("clean.id_links", dt);
             if !day.links.is_empty() {
                 let links = concat(day.links, UnionArgs::default())
                     .and_then(|lf| {
@@ -458,7 +452,7 @@ async fn load_fx(lake: &Lake, through: NaiveDate) -> Result<LazyFrame, CleanseEr
         .scan(t, DateRange::day(latest))
         .await?
         .collect()
-        .map_err(polars_error(source, latest))?;
+        .map_err(partition_error(source, latest))?;
     let fx = fx_table(sheet, through).map_err(|e| CleanseError::Source {
         table: source.to_string(),
         dt: latest,
@@ -484,7 +478,7 @@ async fn load_manual_costs(
         reporting_currency: config.pipeline.reporting_currency.code(),
         test_rules: &config.test_users,
     };
-    let err = polars_error(source, latest);
+    let err = partition_error(source, latest);
     let all = clean_manual_costs(raw, fx, &ctx).collect().map_err(&err)?;
     for part in all.partition_by_stable(["dt"], true).map_err(&err)? {
         let day = part

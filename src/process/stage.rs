@@ -17,19 +17,13 @@ use crate::cleanse::links::{PROFILE_PAIRS, id_pairs};
 use crate::cleanse::normalise::polars_zone;
 use crate::cleanse::quality::{QualityLog, RuleCount};
 use crate::cleanse::quarantine::{Origin, split};
-use crate::cleanse::{CleanseError, PlanMode, StageOutput, replace_stage_rows, table};
+use crate::cleanse::{
+    CleanseError, PlanMode, StageOutput, partition_error, replace_stage_rows, table,
+};
 use crate::config::PipelineConfig;
 use crate::lake::{DateRange, Lake};
 
 pub const STAGE: &str = "process";
-
-fn failed(what: &str, dt: NaiveDate) -> impl Fn(PolarsError) -> CleanseError + '_ {
-    move |e| CleanseError::Source {
-        table: what.to_string(),
-        dt,
-        error: e.to_string(),
-    }
-}
 
 fn whole(what: &str) -> impl Fn(PolarsError) -> CleanseError + '_ {
     move |e| CleanseError::Table {
@@ -95,7 +89,7 @@ pub async fn run_process_with(
         if lake.manifest(t, dt).await?.is_none() {
             continue;
         }
-        let err = failed(events_source, dt);
+        let err = partition_error(events_source, dt);
         let events = lake.scan(t, DateRange::day(dt)).await?;
         let nodes = identity.nodes.clone().lazy();
         let marked = match mode {
@@ -159,7 +153,7 @@ pub async fn run_process_with(
         if lake.manifest(t, dt).await?.is_none() {
             break;
         }
-        let err = failed(events_source, dt);
+        let err = partition_error(events_source, dt);
         let events = lake.scan(t, DateRange::day(dt)).await?;
         let nodes = identity.nodes.clone().lazy();
         let marked = match mode {
@@ -199,7 +193,7 @@ pub async fn run_process_with(
     write_new_events(lake, range, names, &mut out).await?;
 
     for dt in range.days() {
-        let err = failed("clean.quarantine", dt);
+        let err = partition_error("clean.quarantine", dt);
         let rows = match quarantine.remove(&dt) {
             Some(parts) => concat(
                 parts.into_iter().map(|df| df.lazy()).collect::<Vec<_>>(),
