@@ -2,7 +2,8 @@
 //! `ltv process` over a simulated month, against the same rules collected eagerly.
 //!
 //! A world of `LTV_BENCH_CLEANSE_SCALE` (`users_per_day:days`, default `10000:30`) is
-//! simulated and pulled into the raw layer by `ltv ingest` once. Then, `RUNS` times and
+//! simulated and pulled into the raw layer by `ltv ingest` once. Then, `LTV_BENCH_RUNS`
+//! (default 3) times and
 //! alternating, the lazy plans (one collect per partition, the pipeline's mode) and the eager
 //! ones (`--eager`: the same rule functions, collected after every rule, every column read)
 //! rebuild the whole range, each stage as its own release process so peak memory is per
@@ -15,7 +16,6 @@ use std::process::Command;
 use chrono::{Duration, NaiveDate};
 use serde_json::Value;
 
-const RUNS: usize = 3;
 const START: &str = "2026-01-01";
 
 fn ltv(lake: &std::path::Path, args: &[&str]) -> Value {
@@ -52,6 +52,10 @@ fn written(summary: &Value, table: &str) -> u64 {
 }
 
 fn main() {
+    let runs: usize = std::env::var("LTV_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
     let scale = std::env::var("LTV_BENCH_CLEANSE_SCALE").unwrap_or_else(|_| "10000:30".into());
     let (users, days) = scale.split_once(':').expect("scale is users_per_day:days");
     let n: i64 = days.parse().unwrap();
@@ -89,7 +93,7 @@ fn main() {
     let mut seconds = std::collections::BTreeMap::<String, Vec<f64>>::new();
     let mut peaks = std::collections::BTreeMap::<String, u64>::new();
     let mut clean_events = 0;
-    for run in 0..RUNS {
+    for run in 0..runs {
         for mode in ["lazy", "eager"] {
             for stage in ["cleanse", "process"] {
                 let mut args = vec![stage, "--json", "--from", &from, "--to", &to];

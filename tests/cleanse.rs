@@ -704,4 +704,29 @@ async fn malformed_rows_are_quarantined_and_a_broken_partition_keeps_the_last_cl
         after.equals_missing(&clean),
         "the last clean partition must stay"
     );
+
+    // A partition written by a newer ltv, with a schema version this build does not know,
+    // stops too, before its files are read.
+    let manifest_path = dir
+        .path()
+        .join(format!("raw/mixpanel_export/dt={day}/_manifest.json"));
+    let newer = ltv::lake::Manifest {
+        schema_version: t.version + 1,
+        ..manifest
+    };
+    std::fs::write(&manifest_path, serde_json::to_vec(&newer).unwrap()).unwrap();
+    let out = run_cleanse(&config, &lake, DateRange::day(day), "r3")
+        .await
+        .unwrap();
+    let failure = &out.failures[0];
+    assert!(
+        failure.contains("raw.mixpanel_export")
+            && failure.contains(&format!("unknown schema version {}", t.version + 1)),
+        "{failure}"
+    );
+    let after = table(&lake, "clean.mixpanel_events").await;
+    assert!(
+        after.equals_missing(&clean),
+        "the last clean partition must stay"
+    );
 }

@@ -37,6 +37,7 @@ pub struct Split {
 }
 
 /// Splits a collected, marked frame.
+#[tracing::instrument(level = "debug", skip_all, fields(source = origin.source, rows = marked.height()))]
 pub fn split(marked: DataFrame, origin: &Origin<'_>) -> PolarsResult<Split> {
     let reasons = marked.column(REJECT)?.str()?.clone();
     let rejected_mask = reasons.is_not_null();

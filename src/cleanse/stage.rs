@@ -162,8 +162,19 @@ impl<'a> Context<'a> {
     /// The raw partition of `source` on `dt`, or `None` when it was never landed.
     async fn raw(&self, source: &str, dt: NaiveDate) -> Result<Option<LazyFrame>, CleanseError> {
         let t = table(source)?;
-        if self.lake.manifest(t, dt).await?.is_none() {
+        let Some(manifest) = self.lake.manifest(t, dt).await? else {
             return Ok(None);
+        };
+        if manifest.schema_version > t.version {
+            return Err(CleanseError::Source {
+                table: source.to_string(),
+                dt,
+                error: format!(
+                    "unknown schema version {} (this build reads versions up to {}); \
+                     upgrade ltv before cleansing this partition",
+                    manifest.schema_version, t.version
+                ),
+            });
         }
         let lf = self.lake.scan(t, DateRange::day(dt)).await?;
         // Reading the schema opens the files: a missing or retyped column fails here,
@@ -188,6 +199,7 @@ impl<'a> Context<'a> {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(dt = %day.dt))]
     async fn mixpanel(&self, day: &mut Day, out: &mut StageOutput) {
         let source = "raw.mixpanel_export";
         let result = async {
@@ -197,13 +209,16 @@ impl<'a> Context<'a> {
             day.any_source = true;
             let err = partition_error(source, day.dt);
             // Rules mark rows and never drop them, so the marked frame holds every raw row.
-            let marked = match self.mode {
-                PlanMode::Lazy => {
-                    clean_mixpanel_events(raw, &self.mixpanel_key, &self.norm).collect()
-                }
-                PlanMode::Eager => clean_mixpanel_events_eager(raw, &self.mixpanel_key, &self.norm),
-            }
-            .map_err(&err)?;
+            let marked = tracing::debug_span!("plan")
+                .in_scope(|| match self.mode {
+                    PlanMode::Lazy => {
+                        clean_mixpanel_events(raw, &self.mixpanel_key, &self.norm).collect()
+                    }
+                    PlanMode::Eager => {
+                        clean_mixpanel_events_eager(raw, &self.mixpanel_key, &self.norm)
+                    }
+                })
+                .map_err(&err)?;
             let rows_in = marked.height() as u64;
             let s = split(marked, &day.origin(source, &["line"])).map_err(&err)?;
             day.record(source, &EVENT_RULES, rows_in, &s);
@@ -216,6 +231,7 @@ impl<'a> Context<'a> {
         out.check(source, day.dt, result);
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(dt = %day.dt))]
     async fn appsflyer(&self, day: &mut Day, out: &mut StageOutput) {
         let result = async {
             let mut kept = Vec::new();
@@ -293,6 +309,7 @@ impl<'a> Context<'a> {
     /// Engage snapshots of the range, and the latest snapshot whatever its day: profiles
     /// are a snapshot (taken on the pull day, usually the day after the data), and the
     /// process stage reads the latest one.
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn profiles(&self, range: DateRange, out: &mut StageOutput) {
         let source = "raw.mixpanel_engage";
         let result = async {
@@ -323,6 +340,7 @@ impl<'a> Context<'a> {
         out.check(source, range.to, result);
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(dt = %day.dt))]
     async fn channels(&self, day: &mut Day, out: &mut StageOutput) {
         let ctx = ChannelContext {
             reporting_currency: &self.norm.reporting_currency,
@@ -387,6 +405,7 @@ impl<'a> Context<'a> {
     }
 
     /// The day's identifier pairs, quarantine and data quality.
+    #[tracing::instrument(level = "debug", skip_all, fields(dt = %day.dt))]
     async fn finish_day(&self, day: Day, out: &mut StageOutput) {
         let dt = day.dt;
         let result = async {

@@ -1,6 +1,7 @@
 //! Logging to stderr through `tracing`, as text for people or JSON lines for machines.
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::FmtSpan;
 
 use super::{GlobalArgs, LogFormat};
 
@@ -15,8 +16,16 @@ pub fn init_logging(global: &GlobalArgs) {
     };
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("ltv={level},warn")));
+    // At -v and more, each closed span reports its busy and idle time: the cheapest profile
+    // of where a stage spends its time.
+    let spans = if global.verbose > 0 {
+        FmtSpan::CLOSE
+    } else {
+        FmtSpan::NONE
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_span_events(spans)
         .with_writer(std::io::stderr);
     match global.log_format {
         LogFormat::Text => builder.with_target(false).init(),

@@ -17,11 +17,19 @@ pub struct Manifest {
     pub partition: NaiveDate,
     /// Unique id of this version; part of every file name.
     pub version: String,
+    /// The table schema's `version` the files were written with; manifests from before
+    /// versions were recorded read as 1.
+    #[serde(default = "first_schema_version")]
+    pub schema_version: u32,
     pub written_at: DateTime<Utc>,
     /// Rows over all files.
     pub rows: u64,
     /// Lake-relative paths, in part order. Empty for a partition known to hold no rows.
     pub files: Vec<ManifestFile>,
+}
+
+fn first_schema_version() -> u32 {
+    1
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

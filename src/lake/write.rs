@@ -43,6 +43,7 @@ impl Lake {
     }
 
     /// Replaces a partition with `df` (one part file), atomically.
+    #[tracing::instrument(level = "debug", skip_all, fields(table = %table.qualified_name(), %dt, rows = df.height()))]
     pub async fn write_partition(
         &self,
         table: &TableSchema,
@@ -118,6 +119,7 @@ impl PartitionWriter {
             table: self.table.qualified_name(),
             partition: self.dt,
             version: self.version,
+            schema_version: self.table.version,
             written_at: Utc::now(),
             rows: self.rows,
             files: self.files,

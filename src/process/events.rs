@@ -4,7 +4,6 @@
 
 use polars::prelude::*;
 
-use crate::cleanse::normalise::local_date;
 use crate::cleanse::reject::{reject_where_with, with_reject};
 
 /// The columns of `clean.events` (`dt` included), in schema order, plus the reject reason.
@@ -74,10 +73,10 @@ pub fn attach_person(events: LazyFrame, nodes: LazyFrame) -> LazyFrame {
         .drop(cols(["_by_device", "_by_user", "_by_install"]))
 }
 
-/// The person's first install (`persons`: `user_key`, `install_time`, `channel`,
+/// The person's first install (`persons`: `user_key`, `install_time`, `install_date`, `channel`,
 /// `campaign_id`, `adset_id`, `ad_id`, `is_fraud`, `test_reason`, `known_user_id`): time
 /// since install, campaign keys, the app user id filled, and the flags.
-pub fn attach_install(events: LazyFrame, persons: LazyFrame, zone: &TimeZone) -> LazyFrame {
+pub fn attach_install(events: LazyFrame, persons: LazyFrame) -> LazyFrame {
     let since_ms = col("time").cast(DataType::Int64) - col("install_time").cast(DataType::Int64);
     events
         .join(
@@ -87,7 +86,6 @@ pub fn attach_install(events: LazyFrame, persons: LazyFrame, zone: &TimeZone) ->
             JoinArgs::new(JoinType::Left),
         )
         .with_columns([
-            local_date(col("install_time"), zone).alias("install_date"),
             since_ms
                 .clone()
                 .floor_div(lit(DAY_MS))
@@ -118,14 +116,9 @@ pub fn reject_test_people(events: LazyFrame) -> LazyFrame {
 }
 
 /// The whole plan for one day of `clean.mixpanel_events`.
-pub fn events_plan(
-    events: LazyFrame,
-    nodes: LazyFrame,
-    persons: LazyFrame,
-    zone: &TimeZone,
-) -> LazyFrame {
+pub fn events_plan(events: LazyFrame, nodes: LazyFrame, persons: LazyFrame) -> LazyFrame {
     let lf = attach_person(events, nodes);
-    let lf = attach_install(lf, persons, zone);
+    let lf = attach_install(lf, persons);
     reject_test_people(lf)
         .select(COLUMNS.map(col))
         .sort(["line"], SortMultipleOptions::default())
@@ -136,11 +129,10 @@ pub fn events_plan_eager(
     events: LazyFrame,
     nodes: LazyFrame,
     persons: LazyFrame,
-    zone: &TimeZone,
 ) -> PolarsResult<DataFrame> {
     let df = events.collect()?;
     let df = attach_person(df.lazy(), nodes).collect()?;
-    let df = attach_install(df.lazy(), persons, zone).collect()?;
+    let df = attach_install(df.lazy(), persons).collect()?;
     let df = reject_test_people(df.lazy()).collect()?;
     df.lazy()
         .select(COLUMNS.map(col))

@@ -50,6 +50,7 @@ pub enum IdentityError {
 
 /// Resolves identities from `links` (columns of `clean.id_links`) and `installs` (`appsflyer_id`,
 /// `install_time` of every install).
+#[tracing::instrument(level = "debug", skip_all)]
 pub fn resolve(links: LazyFrame, installs: LazyFrame) -> Result<Identity, IdentityError> {
     let edges = links
         .select([

@@ -14,7 +14,6 @@ use super::installs::{
 };
 use super::new_events::{EventNames, STATE_KEY};
 use crate::cleanse::links::{PROFILE_PAIRS, id_pairs};
-use crate::cleanse::normalise::polars_zone;
 use crate::cleanse::quality::{QualityLog, RuleCount};
 use crate::cleanse::quarantine::{Origin, split};
 use crate::cleanse::{
@@ -54,8 +53,6 @@ pub async fn run_process_with(
     run_id: &str,
     mode: PlanMode,
 ) -> Result<StageOutput, CleanseError> {
-    let zone = polars_zone(config.pipeline.reporting_timezone)
-        .map_err(|e| CleanseError::Config(e.to_string()))?;
     let mut out = StageOutput::new(STAGE, run_id);
     let mut quality = QualityLog::default();
     let mut quarantine: BTreeMap<NaiveDate, Vec<DataFrame>> = BTreeMap::new();
@@ -84,19 +81,17 @@ pub async fn run_process_with(
     let mut names: Vec<DataFrame> = Vec::new();
     let events_source = "clean.mixpanel_events";
     let mut data_end_ms = i64::MIN;
+    let day_events = DayEvents {
+        lake,
+        mode,
+        nodes: &identity.nodes,
+        persons: &persons,
+    };
     for dt in range.days() {
-        let t = table(events_source)?;
-        if lake.manifest(t, dt).await?.is_none() {
+        let Some(marked) = day_events.marked(dt).await? else {
             continue;
-        }
+        };
         let err = partition_error(events_source, dt);
-        let events = lake.scan(t, DateRange::day(dt)).await?;
-        let nodes = identity.nodes.clone().lazy();
-        let marked = match mode {
-            PlanMode::Lazy => events_plan(events, nodes, persons.clone().lazy(), &zone).collect(),
-            PlanMode::Eager => events_plan_eager(events, nodes, persons.clone().lazy(), &zone),
-        }
-        .map_err(&err)?;
         if let Some(max) = max_ms(&marked, "time") {
             data_end_ms = data_end_ms.max(max);
         }
@@ -149,18 +144,10 @@ pub async fn run_process_with(
     let extra_days = (i64::from(config.fraud.no_activity_hours.get()) + 23) / 24 + 1;
     for k in 1..=extra_days {
         let dt = range.to + Duration::days(k);
-        let t = table(events_source)?;
-        if lake.manifest(t, dt).await?.is_none() {
+        let Some(marked) = day_events.marked(dt).await? else {
             break;
-        }
+        };
         let err = partition_error(events_source, dt);
-        let events = lake.scan(t, DateRange::day(dt)).await?;
-        let nodes = identity.nodes.clone().lazy();
-        let marked = match mode {
-            PlanMode::Lazy => events_plan(events, nodes, persons.clone().lazy(), &zone).collect(),
-            PlanMode::Eager => events_plan_eager(events, nodes, persons.clone().lazy(), &zone),
-        }
-        .map_err(&err)?;
         if let Some(max) = max_ms(&marked, "time") {
             data_end_ms = data_end_ms.max(max);
         }
@@ -215,7 +202,38 @@ pub async fn run_process_with(
     Ok(out)
 }
 
+/// What the events plan of every day needs.
+struct DayEvents<'a> {
+    lake: &'a Lake,
+    mode: PlanMode,
+    nodes: &'a DataFrame,
+    persons: &'a DataFrame,
+}
+
+impl DayEvents<'_> {
+    /// One day of `clean.mixpanel_events` through the events plan (people attached, test
+    /// people marked), or `None` when the day was never cleansed.
+    async fn marked(&self, dt: NaiveDate) -> Result<Option<DataFrame>, CleanseError> {
+        let source = "clean.mixpanel_events";
+        let t = table(source)?;
+        if self.lake.manifest(t, dt).await?.is_none() {
+            return Ok(None);
+        }
+        let events = self.lake.scan(t, DateRange::day(dt)).await?;
+        let nodes = self.nodes.clone().lazy();
+        let persons = self.persons.clone().lazy();
+        tracing::debug_span!("events_plan", %dt)
+            .in_scope(|| match self.mode {
+                PlanMode::Lazy => events_plan(events, nodes, persons).collect(),
+                PlanMode::Eager => events_plan_eager(events, nodes, persons),
+            })
+            .map(Some)
+            .map_err(partition_error(source, dt))
+    }
+}
+
 /// Every identifier pair: the daily `clean.id_links` and the latest profile snapshot's.
+#[tracing::instrument(level = "debug", skip_all)]
 async fn all_links(lake: &Lake) -> Result<LazyFrame, CleanseError> {
     let err = whole("clean.id_links");
     let daily = lake
@@ -257,6 +275,7 @@ fn max_ms(df: &DataFrame, column: &str) -> Option<i64> {
 
 /// First activity per person from a day's joined events (which carry `user_key`, `time`;
 /// the install time comes from `persons`).
+#[tracing::instrument(level = "debug", skip_all)]
 fn first_activity_of(marked: &DataFrame, persons: &DataFrame) -> PolarsResult<DataFrame> {
     first_activity(marked.clone().lazy().select([
         col("user_key"),
@@ -279,6 +298,7 @@ fn first_activity_of(marked: &DataFrame, persons: &DataFrame) -> PolarsResult<Da
 
 /// `clean.identities`, the partitions of the range (an identifier's partition is the day it
 /// was first seen).
+#[tracing::instrument(level = "debug", skip_all)]
 async fn write_identities(
     lake: &Lake,
     identity: &Identity,
@@ -329,6 +349,7 @@ fn first_date(df: &DataFrame) -> Option<NaiveDate> {
 
 /// Every install of the history with its person, ids filled, Protect360 and the install
 /// pattern rules, and the test rules: all but the no-activity rule, which needs events.
+#[tracing::instrument(level = "debug", skip_all)]
 async fn installs_before_activity(
     config: &PipelineConfig,
     lake: &Lake,
@@ -387,6 +408,7 @@ async fn test_people(lake: &Lake, identity: &Identity) -> Result<LazyFrame, Clea
 
 /// Each person's first install (campaign keys, fraud, test) plus test people without an
 /// install, with the app user id that fills events.
+#[tracing::instrument(level = "debug", skip_all)]
 async fn persons(
     installs: &DataFrame,
     identity: &Identity,
@@ -400,6 +422,9 @@ async fn persons(
         .select([
             col("user_key"),
             col("install_time"),
+            // The install's report date is the person's install date: computed once per
+            // install rather than once per event.
+            col("report_date").alias("install_date"),
             col("channel"),
             col("campaign_id"),
             col("adset_id"),
@@ -465,6 +490,7 @@ async fn attribution_campaigns(lake: &Lake) -> Result<DataFrame, CleanseError> {
 
 /// Applies the no-activity rule and writes the range's `clean.installs` partitions.
 #[allow(clippy::too_many_arguments)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn write_installs(
     config: &PipelineConfig,
     lake: &Lake,
@@ -552,6 +578,7 @@ async fn write_installs(
 }
 
 /// `clean.campaign_daily` for the range and `clean.unmapped_campaigns` as of its last day.
+#[tracing::instrument(level = "debug", skip_all)]
 async fn write_campaigns(
     lake: &Lake,
     range: DateRange,
@@ -805,6 +832,7 @@ fn unmapped_campaigns(
 }
 
 /// `clean.new_events` as of the range's last day, and the event-name registry updated.
+#[tracing::instrument(level = "debug", skip_all)]
 async fn write_new_events(
     lake: &Lake,
     range: DateRange,

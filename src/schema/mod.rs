@@ -109,6 +109,10 @@ pub struct TableSchema {
     /// Date column whose value is the Hive folder `dt=YYYY-MM-DD` rather than file content.
     pub partition: Option<String>,
     pub primary_key: Vec<String>,
+    /// Layout version of the table's files (TOML `version`, default 1), recorded in every
+    /// partition's manifest. A reader meeting a partition of a newer version than it knows
+    /// stops that partition rather than misreading it.
+    pub version: u32,
     pub columns: Vec<ColumnSchema>,
 }
 

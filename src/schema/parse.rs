@@ -22,7 +22,14 @@ struct RawTable {
     description: String,
     partition: Option<String>,
     primary_key: Vec<String>,
+    /// Layout version of the table's files; absent means 1.
+    #[serde(default = "first_version")]
+    version: u32,
     columns: Vec<RawColumn>,
+}
+
+fn first_version() -> u32 {
+    1
 }
 
 #[derive(Deserialize)]
@@ -258,6 +265,7 @@ pub(crate) fn parse_table(path: &str, text: &str) -> Result<TableSchema, SchemaE
         description: raw.description,
         partition: raw.partition,
         primary_key: raw.primary_key,
+        version: raw.version,
         columns,
     })
 }
