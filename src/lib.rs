@@ -2,6 +2,7 @@
 pub mod cleanse;
 pub mod cli;
 pub mod config;
+pub mod features;
 pub mod ingest;
 pub mod lake;
 pub mod model;
