@@ -4,6 +4,7 @@ pub mod cli;
 pub mod config;
 pub mod ingest;
 pub mod lake;
+pub mod model;
 pub mod process;
 pub mod schema;
 pub mod sim;
