@@ -1,12 +1,14 @@
-//! What users will be worth: the LTV models and what they stand on. `metrics` scores any
-//! model's predictions in backtests; `special`, `optimise` and `information` are the numerical
-//! pieces the maximum-likelihood fits share (ln Gamma, Gauss's hypergeometric function,
-//! Nelder–Mead, standard errors from the observed information).
+//! What users will be worth: the LTV models and what they stand on. `btyd` holds the
+//! buy-till-you-die baselines (BG/NBD and Gamma-Gamma); `metrics` scores any model's
+//! predictions in backtests; `special`, `optimise` and `information` are the numerical pieces
+//! the maximum-likelihood fits share (ln Gamma, Gauss's hypergeometric function, Nelder–Mead,
+//! standard errors from the observed information).
 //!
 //! The numerics are written here rather than taken from a crate: they are a few hundred
 //! lines, tested against reference values, and pulling a scientific-computing crate would
 //! rebuild much of the dependency tree.
 
+pub mod btyd;
 pub mod information;
 pub mod metrics;
 pub mod optimise;
