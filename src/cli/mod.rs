@@ -2,6 +2,7 @@
 //! stdout; logs and progress go to stderr.
 #![allow(clippy::print_stdout)]
 
+mod btyd;
 mod cleanse;
 mod ingest;
 mod lake;
@@ -72,6 +73,9 @@ pub enum Command {
     /// Look after the lake itself.
     #[command(subcommand)]
     Lake(lake::LakeCommand),
+    /// Fit BG/NBD and Gamma-Gamma on a transaction file (CSV or Parquet) and print them as
+    /// JSON.
+    Btyd(btyd::BtydArgs),
 }
 
 /// Runs a parsed command line. Errors carry their whole cause chain for `main` to print.
@@ -83,6 +87,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Process(args) => cleanse::run(&cli.global, cleanse::Stage::Process, args).await,
         Command::Schema(cmd) => schema::run(cmd),
         Command::Lake(cmd) => lake::run(&cli.global, cmd).await,
+        Command::Btyd(args) => btyd::run(args),
     }
 }
 
