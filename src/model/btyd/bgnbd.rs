@@ -78,7 +78,11 @@ impl BgNbdParams {
     pub fn log_likelihood(&self, c: &CustomerHistory) -> f64 {
         let x = f64::from(c.frequency);
         let by_x = ByFrequency::new(self, x);
-        by_x.log_likelihood(self, c.recency, c.age)
+        by_x.log_likelihood(
+            self.r,
+            (self.alpha + c.recency).ln(),
+            (self.alpha + c.age).ln(),
+        )
     }
 
     /// Probability the customer is still alive at the end of their window (FHL 2005,
@@ -165,11 +169,13 @@ impl ByFrequency {
         }
     }
 
-    fn log_likelihood(&self, p: &BgNbdParams, recency: f64, age: f64) -> f64 {
-        let rx = p.r + self.x;
-        let a3 = -rx * (p.alpha + age).ln();
+    /// Takes `ln(alpha + t_x)` and `ln(alpha + T)`, which the fit looks up rather than
+    /// recomputes.
+    fn log_likelihood(&self, r: f64, ln_alpha_recency: f64, ln_alpha_age: f64) -> f64 {
+        let rx = r + self.x;
+        let a3 = -rx * ln_alpha_age;
         if self.x > 0.0 {
-            let a4 = self.ln_dropout - rx * (p.alpha + recency).ln();
+            let a4 = self.ln_dropout - rx * ln_alpha_recency;
             self.a1_a2 + log_add_exp(a3, a4)
         } else {
             self.a1_a2 + a3
@@ -187,10 +193,14 @@ fn log_add_exp(u: f64, v: f64) -> f64 {
 
 /// Histories with the same `(x, t_x, T)` contribute the same likelihood; with recency and age
 /// counted in whole days there are far fewer distinct triples than customers, so the fit sums
-/// over triples with their counts (sorted by `x`, so per-`x` terms are computed once).
+/// over triples with their counts. Rows are sorted by `x`, so the per-`x` terms are computed
+/// once per evaluation, and recency and age point into a table of their distinct values, so
+/// `ln(alpha + t)` is computed once per distinct time rather than once per row.
 struct Compressed {
-    /// `(x, t_x, T, count)`.
-    rows: Vec<(u32, f64, f64, f64)>,
+    /// Distinct recency and age values, ascending.
+    times: Vec<f64>,
+    /// `(x, index of t_x in times, index of T in times, count)`.
+    rows: Vec<(u32, usize, usize, f64)>,
 }
 
 impl Compressed {
@@ -201,18 +211,26 @@ impl Compressed {
             .collect();
         // Non-negative finite floats order like their bit patterns.
         keys.sort_unstable();
-        let mut rows: Vec<(u32, f64, f64, f64)> = Vec::new();
+        let mut times: Vec<u64> = keys.iter().flat_map(|k| [k.1, k.2]).collect();
+        times.sort_unstable();
+        times.dedup();
+        let index = |bits: u64| times.binary_search(&bits).unwrap_or_default();
+        let mut rows: Vec<(u32, usize, usize, f64)> = Vec::new();
         for (x, tx, t) in keys {
-            let (tx, t) = (f64::from_bits(tx), f64::from_bits(t));
+            let (tx, t) = (index(tx), index(t));
             match rows.last_mut() {
                 Some(last) if last.0 == x && last.1 == tx && last.2 == t => last.3 += 1.0,
                 _ => rows.push((x, tx, t, 1.0)),
             }
         }
-        Self { rows }
+        Self {
+            times: times.into_iter().map(f64::from_bits).collect(),
+            rows,
+        }
     }
 
     fn log_likelihood(&self, p: &BgNbdParams) -> f64 {
+        let ln_alpha_plus: Vec<f64> = self.times.iter().map(|t| (p.alpha + t).ln()).collect();
         let mut total = 0.0;
         let mut current_x = None;
         let mut by_x = ByFrequency::new(p, 0.0);
@@ -221,7 +239,7 @@ impl Compressed {
                 by_x = ByFrequency::new(p, f64::from(x));
                 current_x = Some(x);
             }
-            total += count * by_x.log_likelihood(p, tx, t);
+            total += count * by_x.log_likelihood(p.r, ln_alpha_plus[tx], ln_alpha_plus[t]);
         }
         total
     }
@@ -474,6 +492,8 @@ mod tests {
         let plain: f64 = cs.iter().map(|c| p.log_likelihood(c)).sum();
         close(Compressed::new(&cs).log_likelihood(&p), plain, 1e-14);
         assert_eq!(Compressed::new(&cs).rows.len(), 4);
+        // Distinct times: recencies 0, 3, 4, 5 and ages 8, 10.
+        assert_eq!(Compressed::new(&cs).times, [0.0, 3.0, 4.0, 5.0, 8.0, 10.0]);
     }
 
     #[test]
