@@ -14,6 +14,9 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use super::ModelError;
+use super::btyd::input::{AMOUNT, CUSTOMER, DATE};
+use super::btyd::summary::{Calibration, customer_summaries, histories};
+use super::btyd::{BtydError, Period, RepeatSpend, bgnbd, gamma_gamma};
 use super::design::{Design, floats, strings};
 use super::hurdle::{Hurdle, HurdleParams, Rows};
 use super::metrics;
@@ -84,6 +87,18 @@ pub enum BacktestError {
     },
 }
 
+/// Why the BTYD baseline sat a cutoff out (it is skipped, not fatal: a young app may have no
+/// repeat buyers yet).
+#[derive(Debug, thiserror::Error)]
+enum BtydSkip {
+    #[error(transparent)]
+    Polars(#[from] PolarsError),
+    #[error(transparent)]
+    Btyd(#[from] BtydError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
 /// The models of one cutoff: trained on `train`, applied to `cohort`.
 struct Fitted {
     hurdle: Hurdle,
@@ -114,8 +129,9 @@ pub fn backtest_at(
     let label = format!("revenue_d{}_micros", params.horizon_days);
     let mature = format!("mature_at_d{}", params.horizon_days);
 
+    let known_events = before(events.clone(), "time");
     let known = user_features(
-        before(events.clone(), "time"),
+        known_events.clone(),
         before(installs.clone(), "install_time"),
         &fp,
     )?
@@ -177,7 +193,7 @@ pub fn backtest_at(
         .zip(&channels)
         .map(|(c, ch)| format!("{}/{}", ch.as_deref().unwrap_or(""), c.unwrap_or_default()))
         .collect();
-    let predictions = [
+    let mut predictions = vec![
         ("hurdle", fitted.hurdle.predict(&scored_rows).map_err(me)?),
         (
             "multiplier",
@@ -188,6 +204,17 @@ pub fn backtest_at(
                 .collect(),
         ),
     ];
+    match btyd_predictions(
+        known_events,
+        cutoff,
+        cutoff_ms,
+        &scored,
+        &scored_rows,
+        params,
+    ) {
+        Ok(p) => predictions.push(("btyd", p)),
+        Err(e) => tracing::warn!(%cutoff, error = %e, "BTYD baseline skipped at this cutoff"),
+    }
     Ok(predictions
         .into_iter()
         .map(|(model, predicted)| ModelScore {
@@ -205,6 +232,85 @@ pub fn backtest_at(
             )
         })
         .collect())
+}
+
+/// The BTYD baseline: BG/NBD and Gamma-Gamma fitted on every purchase before the cutoff
+/// (periods of a day; a customer is born at their first purchase, as in the literature), then
+/// for each scored user the revenue of their window plus the expected repeat purchases from
+/// the cutoff to their horizon times their expected spend. A user who has not bought is not
+/// a customer to BTYD and keeps their (zero) revenue: the model's known blind spot.
+fn btyd_predictions(
+    known_events: LazyFrame,
+    cutoff: NaiveDate,
+    cutoff_ms: i64,
+    scored: &DataFrame,
+    rows: &Rows,
+    params: &BacktestParams,
+) -> Result<Vec<f64>, BtydSkip> {
+    let transactions = known_events
+        .filter(
+            col("event")
+                .eq(lit(FeatureParams::default().purchase_event))
+                .and(col("user_key").is_not_null()),
+        )
+        .select([
+            col("user_key").alias(CUSTOMER),
+            col("time").dt().date().alias(DATE),
+            col("revenue_reporting_micros")
+                .cast(DataType::Float64)
+                .fill_null(lit(0.0))
+                .alias(AMOUNT),
+        ]);
+    let window = Calibration {
+        end: cutoff.pred_opt().unwrap_or(cutoff),
+        period: Period::Day,
+    };
+    let summaries = customer_summaries(transactions, &window, true).collect()?;
+    let (customers, spends) = histories(&summaries)?;
+    let bg = bgnbd::fit(&customers)?;
+    let repeat: Vec<RepeatSpend> = customers
+        .iter()
+        .zip(&spends)
+        .filter_map(|(c, m)| {
+            m.filter(|m| *m > 0.0 && c.frequency > 0)
+                .map(|mean_spend| RepeatSpend {
+                    frequency: c.frequency,
+                    mean_spend,
+                })
+        })
+        .collect();
+    let gg = gamma_gamma::fit(&repeat)?;
+    let keys = strings(&summaries, CUSTOMER)?;
+    let by_key: BTreeMap<String, usize> = keys
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, k)| Some((k?, i)))
+        .collect();
+    let users = strings(scored, "user_key")?;
+    let installs = scored
+        .column("install_time")
+        .and_then(|c| c.cast(&DataType::Int64))?;
+    let installs = installs.i64()?;
+    let horizon_ms = i64::from(params.horizon_days) * DAY_MS;
+    users
+        .iter()
+        .zip(installs.iter())
+        .zip(&rows.window_revenue_micros)
+        .map(|((user, install), seen)| {
+            let Some(i) = user.as_ref().and_then(|u| by_key.get(u)) else {
+                return Ok(*seen);
+            };
+            let c = &customers[*i];
+            let end = install.unwrap_or(cutoff_ms) + horizon_ms;
+            let t = ((end - cutoff_ms) as f64 / DAY_MS as f64).max(0.0);
+            let repeats = bg.params.conditional_expected_repeats(c, t)?;
+            let spend = gg.params.conditional_expected_spend(&RepeatSpend {
+                frequency: c.frequency,
+                mean_spend: spends[*i].unwrap_or(0.0),
+            });
+            Ok(seen + repeats * spend)
+        })
+        .collect()
 }
 
 /// Every numeric column of the features but the labels and identifiers.
@@ -360,7 +466,7 @@ mod tests {
         }
         assert_eq!(
             scores.iter().map(|s| s.model.as_str()).collect::<Vec<_>>(),
-            ["hurdle", "multiplier"]
+            ["hurdle", "multiplier", "btyd"]
         );
         let hurdle = &scores[0];
         // Mature by the cutoff: installed at least 30 days before the last event seen then
@@ -381,6 +487,13 @@ mod tests {
         let multiplier = &scores[1];
         assert!(hurdle.normalized_gini.unwrap() > multiplier.normalized_gini.unwrap());
         assert!(hurdle.decile_mape.unwrap() < multiplier.decile_mape.unwrap());
+        // And it is the closer at the campaign level, the error that spends budget.
+        for baseline in &scores[1..] {
+            assert!(
+                hurdle.campaign_mape.unwrap() < baseline.campaign_mape.unwrap(),
+                "{baseline:?}"
+            );
+        }
     }
 
     #[test]
