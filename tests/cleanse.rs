@@ -3,17 +3,14 @@
 //! pattern fraud, ID backfill and spend; then idempotency and bad input.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
-use std::time::Duration;
 
 use chrono::NaiveDate;
 use ltv::cleanse::run_cleanse;
 use ltv::config::{PipelineConfig, std_env};
-use ltv::ingest::http::RetryPolicy;
-use ltv::ingest::schedule::{Mode, Progress};
-use ltv::ingest::sources::{drop_simulated_adison_files, world_days};
-use ltv::ingest::{IngestRequest, run_ingest};
 use ltv::lake::{DateRange, Lake};
 use ltv::process::run_process;
 use ltv::schema::Registry;
@@ -37,37 +34,14 @@ fn range() -> DateRange {
     )
 }
 
-/// A simulated world, pulled into the raw layer by the real connectors.
+/// The demo config's world at this suite's size, in the raw layer.
 async fn ingested_world(config: &PipelineConfig) -> Lake {
+    let mut config = config.clone();
     let mut sim = config.sim.clone().unwrap();
     sim.days = NonZeroU32::new(DAYS).unwrap();
     sim.users_per_day = USERS_PER_DAY;
-    let lake = Lake::open("memory://").unwrap();
-    ltv::sim::simulate(&sim, &lake).await.unwrap();
-    let days = world_days(&lake).await.unwrap().unwrap();
-    drop_simulated_adison_files(config, &lake, days)
-        .await
-        .unwrap();
-    let r = range();
-    let request = IngestRequest {
-        retry: RetryPolicy {
-            max_attempts: 5,
-            base_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(20),
-        },
-        ..IngestRequest::new(Mode::Range {
-            from: r.from,
-            to: r.to,
-            today: r.to + chrono::Duration::days(1),
-        })
-    };
-    let summary = run_ingest(config, &lake, request, &std_env, &Progress::hidden())
-        .await
-        .unwrap();
-    for (name, s) in &summary.streams {
-        assert!(s.failure.is_none(), "{name}: {:?}", s.failure);
-    }
-    lake
+    config.sim = Some(sim);
+    common::world::ingested_world(&config, range()).await
 }
 
 async fn table(lake: &Lake, name: &str) -> DataFrame {

@@ -4,17 +4,14 @@
 //! lift table, on seeds the analysis was not tuned on.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+mod common;
+
 use std::num::NonZeroU32;
-use std::time::Duration;
 
 use chrono::NaiveDate;
 use ltv::cleanse::run_cleanse;
 use ltv::config::{PipelineConfig, std_env};
 use ltv::features::{CriticalPathParams, PATH_SEPARATOR, critical_paths, user_features};
-use ltv::ingest::http::RetryPolicy;
-use ltv::ingest::schedule::{Mode, Progress};
-use ltv::ingest::sources::{drop_simulated_adison_files, world_days};
-use ltv::ingest::{IngestRequest, run_ingest};
 use ltv::lake::{DateRange, Lake};
 use ltv::process::run_process;
 use ltv::schema::Registry;
@@ -43,33 +40,8 @@ fn config(seed: u64) -> PipelineConfig {
 /// A simulated world pulled into the raw layer by the real connectors, then cleansed and
 /// processed into the clean layer.
 async fn clean_world(config: &PipelineConfig) -> Lake {
-    let lake = Lake::open("memory://").unwrap();
-    ltv::sim::simulate(config.sim.as_ref().unwrap(), &lake)
-        .await
-        .unwrap();
-    let days = world_days(&lake).await.unwrap().unwrap();
-    drop_simulated_adison_files(config, &lake, days)
-        .await
-        .unwrap();
     let r = range();
-    let request = IngestRequest {
-        retry: RetryPolicy {
-            max_attempts: 5,
-            base_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(20),
-        },
-        ..IngestRequest::new(Mode::Range {
-            from: r.from,
-            to: r.to,
-            today: r.to + chrono::Duration::days(1),
-        })
-    };
-    let summary = run_ingest(config, &lake, request, &std_env, &Progress::hidden())
-        .await
-        .unwrap();
-    for (name, s) in &summary.streams {
-        assert!(s.failure.is_none(), "{name}: {:?}", s.failure);
-    }
+    let lake = common::world::ingested_world(config, r).await;
     let c = run_cleanse(config, &lake, r, "test-cleanse").await.unwrap();
     assert!(!c.failed(), "{c}");
     let p = run_process(config, &lake, r, "test-process").await.unwrap();

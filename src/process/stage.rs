@@ -77,10 +77,12 @@ pub async fn run_process_with(
     let installs = installs_before_activity(config, lake, &identity, af, links).await?;
     let persons = persons(&installs, &identity, lake).await?;
 
-    let mut activity = Vec::new();
+    let mut seen = ActivitySeen {
+        firsts: Vec::new(),
+        data_end_ms: i64::MIN,
+    };
     let mut names: Vec<DataFrame> = Vec::new();
     let events_source = "clean.mixpanel_events";
-    let mut data_end_ms = i64::MIN;
     let day_events = DayEvents {
         lake,
         mode,
@@ -88,14 +90,10 @@ pub async fn run_process_with(
         persons: &persons,
     };
     for dt in range.days() {
-        let Some(marked) = day_events.marked(dt).await? else {
+        let Some(marked) = day_events.marked(dt, &mut seen).await? else {
             continue;
         };
         let err = partition_error(events_source, dt);
-        if let Some(max) = max_ms(&marked, "time") {
-            data_end_ms = data_end_ms.max(max);
-        }
-        activity.push(first_activity_of(&marked, &persons).map_err(&err)?);
         names.push(
             marked
                 .clone()
@@ -144,21 +142,16 @@ pub async fn run_process_with(
     let extra_days = (i64::from(config.fraud.no_activity_hours.get()) + 23) / 24 + 1;
     for k in 1..=extra_days {
         let dt = range.to + Duration::days(k);
-        let Some(marked) = day_events.marked(dt).await? else {
+        if day_events.marked(dt, &mut seen).await?.is_none() {
             break;
-        };
-        let err = partition_error(events_source, dt);
-        if let Some(max) = max_ms(&marked, "time") {
-            data_end_ms = data_end_ms.max(max);
         }
-        activity.push(first_activity_of(&marked, &persons).map_err(&err)?);
     }
     write_installs(
         config,
         lake,
         installs,
-        activity,
-        data_end_ms,
+        seen.firsts,
+        seen.data_end_ms,
         range,
         run_id,
         &mut quality,
@@ -202,6 +195,13 @@ pub async fn run_process_with(
     Ok(out)
 }
 
+/// What the no-activity rule needs from every day of events: each person's first activity
+/// and the end of the data.
+struct ActivitySeen {
+    firsts: Vec<DataFrame>,
+    data_end_ms: i64,
+}
+
 /// What the events plan of every day needs.
 struct DayEvents<'a> {
     lake: &'a Lake,
@@ -212,8 +212,13 @@ struct DayEvents<'a> {
 
 impl DayEvents<'_> {
     /// One day of `clean.mixpanel_events` through the events plan (people attached, test
-    /// people marked), or `None` when the day was never cleansed.
-    async fn marked(&self, dt: NaiveDate) -> Result<Option<DataFrame>, CleanseError> {
+    /// people marked), or `None` when the day was never cleansed. Every day read adds to
+    /// `seen`.
+    async fn marked(
+        &self,
+        dt: NaiveDate,
+        seen: &mut ActivitySeen,
+    ) -> Result<Option<DataFrame>, CleanseError> {
         let source = "clean.mixpanel_events";
         let t = table(source)?;
         if self.lake.manifest(t, dt).await?.is_none() {
@@ -222,13 +227,19 @@ impl DayEvents<'_> {
         let events = self.lake.scan(t, DateRange::day(dt)).await?;
         let nodes = self.nodes.clone().lazy();
         let persons = self.persons.clone().lazy();
-        tracing::debug_span!("events_plan", %dt)
+        let err = partition_error(source, dt);
+        let marked = tracing::debug_span!("events_plan", %dt)
             .in_scope(|| match self.mode {
                 PlanMode::Lazy => events_plan(events, nodes, persons).collect(),
                 PlanMode::Eager => events_plan_eager(events, nodes, persons),
             })
-            .map(Some)
-            .map_err(partition_error(source, dt))
+            .map_err(&err)?;
+        if let Some(max) = max_ms(&marked, "time") {
+            seen.data_end_ms = seen.data_end_ms.max(max);
+        }
+        seen.firsts
+            .push(first_activity_of(&marked, self.persons).map_err(&err)?);
+        Ok(Some(marked))
     }
 }
 

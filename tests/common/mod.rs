@@ -1,5 +1,8 @@
-//! Shared test support: an object store that fails on demand.
+//! Shared test support: an object store that fails on demand, and a simulated world
+//! ingested into a lake (`world`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod world;
 
 use std::fmt;
 use std::ops::Range;
