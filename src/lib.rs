@@ -1,4 +1,5 @@
 //! ltv: a batch pipeline that predicts what each ad campaign's users will be worth.
+pub mod calculate;
 pub mod cleanse;
 pub mod cli;
 pub mod config;

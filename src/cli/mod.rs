@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout)]
 
 mod btyd;
+mod calculate;
 mod cleanse;
 mod ingest;
 mod lake;
@@ -76,6 +77,13 @@ pub enum Command {
     /// Fit BG/NBD and Gamma-Gamma on a transaction file (CSV or Parquet) and print them as
     /// JSON.
     Btyd(btyd::BtydArgs),
+    /// Score every model at cutoffs across the history (train on what was known, predict
+    /// the cohort that had K days, compare with what happened by the horizon); writes
+    /// mart.model_evaluation and records the best model per horizon.
+    Backtest(calculate::BacktestArgs),
+    /// Fit the models on every mature cohort, predict each user with a complete window at
+    /// every horizon, save the models under _state/models/ and print campaign pLTV.
+    Predict(calculate::PredictArgs),
 }
 
 /// Runs a parsed command line. Errors carry their whole cause chain for `main` to print.
@@ -88,6 +96,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Schema(cmd) => schema::run(cmd),
         Command::Lake(cmd) => lake::run(&cli.global, cmd).await,
         Command::Btyd(args) => btyd::run(args),
+        Command::Backtest(args) => calculate::backtest(&cli.global, args).await,
+        Command::Predict(args) => calculate::predict(&cli.global, args).await,
     }
 }
 

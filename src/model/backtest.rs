@@ -9,32 +9,18 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::NaiveDate;
 use polars::prelude::*;
 use serde::Serialize;
 
 use super::ModelError;
-use super::btyd::input::{AMOUNT, CUSTOMER, DATE};
-use super::btyd::summary::{Calibration, customer_summaries, histories};
-use super::btyd::{BtydError, Period, RepeatSpend, bgnbd, gamma_gamma};
-use super::design::{Design, floats, strings};
-use super::hurdle::{Hurdle, HurdleParams, Rows};
+use super::fit::{
+    ModelKind, btyd_predictions, fit_user_models, label_column, mature_column, midnight_ms,
+    multiplier_predictions, rows,
+};
+use super::hurdle::HurdleParams;
 use super::metrics;
-use super::multiplier::Multiplier;
 use crate::features::{DAY_MS, FeatureParams, user_features};
-
-/// Columns of the feature frame that are not model inputs.
-const NOT_FEATURES: [&str; 7] = [
-    "user_key",
-    "install_time",
-    "install_date",
-    "observation_days",
-    "window_complete",
-    "campaign_id",
-    "install_ms",
-];
-/// Categorical model inputs.
-pub const CATEGORICAL: [&str; 3] = ["platform", "country", "channel"];
 
 /// One backtest's settings.
 #[derive(Debug, Clone)]
@@ -54,7 +40,7 @@ pub struct BacktestParams {
 /// Scores of one model at one cutoff.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelScore {
-    pub model: String,
+    pub model: ModelKind,
     pub cutoff: NaiveDate,
     pub window_days: u32,
     pub horizon_days: u32,
@@ -87,24 +73,6 @@ pub enum BacktestError {
     },
 }
 
-/// Why the BTYD baseline sat a cutoff out (it is skipped, not fatal: a young app may have no
-/// repeat buyers yet).
-#[derive(Debug, thiserror::Error)]
-enum BtydSkip {
-    #[error(transparent)]
-    Polars(#[from] PolarsError),
-    #[error(transparent)]
-    Btyd(#[from] BtydError),
-    #[error(transparent)]
-    Model(#[from] ModelError),
-}
-
-/// The models of one cutoff: trained on `train`, applied to `cohort`.
-struct Fitted {
-    hurdle: Hurdle,
-    multiplier: Multiplier,
-}
-
 /// Scores every model at `cutoff` (midnight UTC starting that day).
 pub fn backtest_at(
     events: LazyFrame,
@@ -119,15 +87,12 @@ pub fn backtest_at(
         horizons: vec![params.horizon_days],
         ..FeatureParams::default()
     };
-    let cutoff_ms = cutoff
-        .and_hms_opt(0, 0, 0)
-        .map(|t: NaiveDateTime| t.and_utc().timestamp_millis())
-        .unwrap_or_default();
+    let cutoff_ms = midnight_ms(cutoff);
     let before = |lf: LazyFrame, column: &str| {
         lf.filter(col(column).cast(DataType::Int64).lt(lit(cutoff_ms)))
     };
-    let label = format!("revenue_d{}_micros", params.horizon_days);
-    let mature = format!("mature_at_d{}", params.horizon_days);
+    let label = label_column(params.horizon_days);
+    let mature = mature_column(params.horizon_days);
 
     let known_events = before(events.clone(), "time");
     let known = user_features(
@@ -169,56 +134,33 @@ pub fn backtest_at(
         .collect()
         .map_err(pe)?;
 
-    let numeric = numeric_features(&train, &label, &mature);
-    let numeric: Vec<&str> = numeric.iter().map(String::as_str).collect();
-    let design = Design::fit(&train, &numeric, &CATEGORICAL).map_err(me)?;
-    let train_rows = rows(&design, &train, &label).map_err(me)?;
-    let fitted = Fitted {
-        hurdle: Hurdle::fit(design.clone(), &train_rows, params.hurdle.clone()).map_err(me)?,
-        multiplier: Multiplier::fit(
-            strings(&train, "channel")
-                .map_err(me)?
-                .iter()
-                .zip(&train_rows.window_revenue_micros)
-                .zip(&train_rows.horizon_revenue_micros)
-                .map(|((c, k), h)| (c.as_deref().unwrap_or(""), *k, *h))
-                .collect::<Vec<_>>(),
-        ),
-    };
-    let scored_rows = rows(&design, &scored, &label).map_err(me)?;
-    let channels = strings(&scored, "channel").map_err(me)?;
-    let campaigns: Vec<String> = strings(&scored, "campaign_id")
+    let models = fit_user_models(&train, params.horizon_days, &params.hurdle).map_err(me)?;
+    let scored_rows = rows(&models.hurdle.design, &scored, Some(&label)).map_err(me)?;
+    let channels = super::design::strings(&scored, "channel").map_err(me)?;
+    let campaigns: Vec<String> = super::design::strings(&scored, "campaign_id")
         .map_err(me)?
         .into_iter()
         .zip(&channels)
         .map(|(c, ch)| format!("{}/{}", ch.as_deref().unwrap_or(""), c.unwrap_or_default()))
         .collect();
     let mut predictions = vec![
-        ("hurdle", fitted.hurdle.predict(&scored_rows).map_err(me)?),
         (
-            "multiplier",
-            channels
-                .iter()
-                .zip(&scored_rows.window_revenue_micros)
-                .map(|(c, k)| fitted.multiplier.predict(c.as_deref().unwrap_or(""), *k))
-                .collect(),
+            ModelKind::Hurdle,
+            models.hurdle.predict(&scored_rows).map_err(me)?,
+        ),
+        (
+            ModelKind::Multiplier,
+            multiplier_predictions(&models.multiplier, &scored, &scored_rows).map_err(me)?,
         ),
     ];
-    match btyd_predictions(
-        known_events,
-        cutoff,
-        cutoff_ms,
-        &scored,
-        &scored_rows,
-        params,
-    ) {
-        Ok(p) => predictions.push(("btyd", p)),
+    match btyd_predictions(known_events, cutoff, &scored, params.horizon_days) {
+        Ok(fit) => predictions.push((ModelKind::Btyd, fit.predictions)),
         Err(e) => tracing::warn!(%cutoff, error = %e, "BTYD baseline skipped at this cutoff"),
     }
     Ok(predictions
         .into_iter()
         .map(|(model, predicted)| ModelScore {
-            model: model.to_string(),
+            model,
             cutoff,
             window_days: params.window_days,
             horizon_days: params.horizon_days,
@@ -232,111 +174,6 @@ pub fn backtest_at(
             )
         })
         .collect())
-}
-
-/// The BTYD baseline: BG/NBD and Gamma-Gamma fitted on every purchase before the cutoff
-/// (periods of a day; a customer is born at their first purchase, as in the literature), then
-/// for each scored user the revenue of their window plus the expected repeat purchases from
-/// the cutoff to their horizon times their expected spend. A user who has not bought is not
-/// a customer to BTYD and keeps their (zero) revenue: the model's known blind spot.
-fn btyd_predictions(
-    known_events: LazyFrame,
-    cutoff: NaiveDate,
-    cutoff_ms: i64,
-    scored: &DataFrame,
-    rows: &Rows,
-    params: &BacktestParams,
-) -> Result<Vec<f64>, BtydSkip> {
-    let transactions = known_events
-        .filter(
-            col("event")
-                .eq(lit(FeatureParams::default().purchase_event))
-                .and(col("user_key").is_not_null()),
-        )
-        .select([
-            col("user_key").alias(CUSTOMER),
-            col("time").dt().date().alias(DATE),
-            col("revenue_reporting_micros")
-                .cast(DataType::Float64)
-                .fill_null(lit(0.0))
-                .alias(AMOUNT),
-        ]);
-    let window = Calibration {
-        end: cutoff.pred_opt().unwrap_or(cutoff),
-        period: Period::Day,
-    };
-    let summaries = customer_summaries(transactions, &window, true).collect()?;
-    let (customers, spends) = histories(&summaries)?;
-    let bg = bgnbd::fit(&customers)?;
-    let repeat: Vec<RepeatSpend> = customers
-        .iter()
-        .zip(&spends)
-        .filter_map(|(c, m)| {
-            m.filter(|m| *m > 0.0 && c.frequency > 0)
-                .map(|mean_spend| RepeatSpend {
-                    frequency: c.frequency,
-                    mean_spend,
-                })
-        })
-        .collect();
-    let gg = gamma_gamma::fit(&repeat)?;
-    let keys = strings(&summaries, CUSTOMER)?;
-    let by_key: BTreeMap<String, usize> = keys
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, k)| Some((k?, i)))
-        .collect();
-    let users = strings(scored, "user_key")?;
-    let installs = scored
-        .column("install_time")
-        .and_then(|c| c.cast(&DataType::Int64))?;
-    let installs = installs.i64()?;
-    let horizon_ms = i64::from(params.horizon_days) * DAY_MS;
-    users
-        .iter()
-        .zip(installs.iter())
-        .zip(&rows.window_revenue_micros)
-        .map(|((user, install), seen)| {
-            let Some(i) = user.as_ref().and_then(|u| by_key.get(u)) else {
-                return Ok(*seen);
-            };
-            let c = &customers[*i];
-            let end = install.unwrap_or(cutoff_ms) + horizon_ms;
-            let t = ((end - cutoff_ms) as f64 / DAY_MS as f64).max(0.0);
-            let repeats = bg.params.conditional_expected_repeats(c, t)?;
-            let spend = gg.params.conditional_expected_spend(&RepeatSpend {
-                frequency: c.frequency,
-                mean_spend: spends[*i].unwrap_or(0.0),
-            });
-            Ok(seen + repeats * spend)
-        })
-        .collect()
-}
-
-/// Every numeric column of the features but the labels and identifiers.
-fn numeric_features(train: &DataFrame, label: &str, mature: &str) -> Vec<String> {
-    train
-        .columns()
-        .iter()
-        .filter(|c| {
-            let name = c.name().as_str();
-            !NOT_FEATURES.contains(&name)
-                && !CATEGORICAL.contains(&name)
-                && name != label
-                && name != mature
-                && (c.dtype().is_primitive_numeric() || c.dtype() == &DataType::Boolean)
-        })
-        .map(|c| c.name().to_string())
-        .collect()
-}
-
-fn rows(design: &Design, df: &DataFrame, label: &str) -> Result<Rows, ModelError> {
-    let zero = |v: Vec<Option<f64>>| v.into_iter().map(|x| x.unwrap_or(0.0)).collect();
-    Ok(Rows {
-        x: design.rows(df)?,
-        window_revenue_micros: zero(floats(df, "revenue_micros")?),
-        horizon_revenue_micros: zero(floats(df, label)?),
-    })
 }
 
 /// The user- and campaign-level scores of one model's predictions.
@@ -354,7 +191,7 @@ fn score(predicted: &[f64], actual: &[f64], campaigns: &[String], min_users: usi
         .map(|(p, a, _)| (*p, *a))
         .unzip();
     ModelScore {
-        model: String::new(),
+        model: ModelKind::Hurdle,
         cutoff: NaiveDate::MIN,
         window_days: 0,
         horizon_days: 0,
@@ -465,7 +302,7 @@ mod tests {
             println!("{s:?}");
         }
         assert_eq!(
-            scores.iter().map(|s| s.model.as_str()).collect::<Vec<_>>(),
+            scores.iter().map(|s| s.model.name()).collect::<Vec<_>>(),
             ["hurdle", "multiplier", "btyd"]
         );
         let hurdle = &scores[0];

@@ -148,6 +148,22 @@ impl Hurdle {
         })
     }
 
+    /// Probability of having paid by the horizon per row: 1 for users who paid in the
+    /// window, the payer regression's for the others.
+    pub fn pay_probability(&self, rows: &Rows) -> Vec<f64> {
+        rows.x
+            .iter()
+            .zip(&rows.window_revenue_micros)
+            .map(|(x, seen)| {
+                if *seen > 0.0 {
+                    1.0
+                } else {
+                    self.payer.probability(x)
+                }
+            })
+            .collect()
+    }
+
     /// Expected cumulative revenue at the horizon per row, micros.
     pub fn predict(&self, rows: &Rows) -> Result<Vec<f64>, ModelError> {
         let n = rows.x.len();
@@ -163,16 +179,12 @@ impl Hurdle {
             }
             None => rows.window_revenue_micros.clone(),
         };
-        Ok((0..n)
-            .map(|i| {
-                let seen = rows.window_revenue_micros[i];
-                let p = if seen > 0.0 {
-                    1.0
-                } else {
-                    self.payer.probability(&rows.x[i])
-                };
-                (p * spend[i]).max(seen)
-            })
+        Ok(self
+            .pay_probability(rows)
+            .into_iter()
+            .zip(spend)
+            .zip(&rows.window_revenue_micros)
+            .map(|((p, spend), seen)| (p * spend).max(*seen))
             .collect())
     }
 }

@@ -13,12 +13,16 @@
 pub mod backtest;
 pub mod btyd;
 pub mod campaign;
+pub mod curve;
 pub mod design;
+pub mod evaluate;
+pub mod fit;
 pub mod hurdle;
 pub mod information;
 pub mod metrics;
 pub mod multiplier;
 pub mod optimise;
+pub mod predict;
 pub mod special;
 
 /// Errors of the model-independent numerics and of the evaluation metrics.

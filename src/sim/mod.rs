@@ -9,6 +9,7 @@
 //! labelled. The world goes to the lake's `sim/` tables, its ground truth to `truth/`,
 //! streaming day by day so a large world never has to fit in memory.
 
+pub mod clean_view;
 mod columns;
 pub mod fx;
 pub mod ids;
