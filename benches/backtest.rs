@@ -20,14 +20,15 @@
 use std::num::NonZeroU32;
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 use ltv::config::{PipelineConfig, SimConfig, std_env};
 use ltv::features::{FeatureParams, user_features};
-use ltv::lake::Lake;
+use ltv::lake::{DateRange, Lake};
 use ltv::model::evaluate::{EvaluationParams, History, Summary, evaluate};
 use ltv::model::fit::{ModelKind, fit_user_models, mature_column, rows};
 use ltv::model::hurdle::HurdleParams;
 use ltv::model::predict::{PredictParams, predict};
+use ltv::schema::Registry;
 use ltv::sim::clean_view::clean_view;
 use polars::prelude::*;
 use serde_json::{Value, json};
@@ -52,15 +53,79 @@ fn sim_config(seed: u64, days: u32, users_per_day: u32) -> SimConfig {
     }
 }
 
-fn world(rt: &tokio::runtime::Runtime, sim: &SimConfig) -> (LazyFrame, LazyFrame, f64) {
+/// The simulated world as the models see it (events, installs), the truth's users, and the
+/// seconds it took.
+fn world(rt: &tokio::runtime::Runtime, sim: &SimConfig) -> (LazyFrame, LazyFrame, DataFrame, f64) {
     let started = Instant::now();
     let lake = Lake::open("memory://").unwrap();
     rt.block_on(ltv::sim::simulate(sim, &lake)).unwrap();
     let view = rt.block_on(clean_view(&lake)).unwrap();
+    let registry = Registry::embedded().unwrap();
+    let truth = rt
+        .block_on(lake.scan(registry.get("truth.users").unwrap(), DateRange::all()))
+        .unwrap()
+        .filter(col("is_test").not().and(col("fraud_kind").is_null()))
+        .select([
+            col("dt"),
+            col("channel"),
+            col("campaign_id"),
+            col("expected_revenue_d90_micros").cast(DataType::Float64),
+            col("revenue_d90_micros").cast(DataType::Float64),
+        ])
+        .collect()
+        .unwrap();
     // Materialise once so the timings below measure the models, not the simulator's tables.
     let events = view.events.collect().unwrap().lazy();
     let installs = view.installs.collect().unwrap().lazy();
-    (events, installs, started.elapsed().as_secs_f64())
+    (events, installs, truth, started.elapsed().as_secs_f64())
+}
+
+/// The campaign MAPE no model can beat: each scored user's *true expected* D90 revenue (the
+/// simulator's, given their latent traits) against what they realised, over the same
+/// cohorts (installs in `[c − K − C, c − K)`) and campaigns of at least `min_users` genuine
+/// installs. What remains is the luck of who turned out a whale.
+fn noise_floor(
+    truth: &DataFrame,
+    cutoffs: &[NaiveDate],
+    window: u32,
+    cohort: u32,
+    min_users: usize,
+) -> Option<f64> {
+    let per_cutoff = cutoffs.iter().filter_map(|c| {
+        let to = *c - chrono::Duration::days(i64::from(window));
+        let from = to - chrono::Duration::days(i64::from(cohort));
+        let day = |d: NaiveDate| {
+            lit((d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32)
+        };
+        let df = truth
+            .clone()
+            .lazy()
+            .filter(
+                col("dt")
+                    .cast(DataType::Int32)
+                    .gt_eq(day(from))
+                    .and(col("dt").cast(DataType::Int32).lt(day(to))),
+            )
+            .filter(col("campaign_id").is_not_null())
+            .group_by([col("channel"), col("campaign_id")])
+            .agg([
+                len().alias("users"),
+                col("expected_revenue_d90_micros").sum().alias("expected"),
+                col("revenue_d90_micros").sum().alias("actual"),
+            ])
+            .filter(
+                col("users")
+                    .gt_eq(lit(min_users as u32))
+                    .and(col("actual").gt(lit(0.0))),
+            )
+            .select([((col("expected") - col("actual")).abs() / col("actual"))
+                .mean()
+                .alias("mape")])
+            .collect()
+            .unwrap();
+        df.column("mape").unwrap().f64().unwrap().get(0)
+    });
+    mean(per_cutoff.map(Some))
 }
 
 fn fmt(v: Option<f64>) -> String {
@@ -88,19 +153,28 @@ fn backtests(rt: &tokio::runtime::Runtime) -> Value {
     };
     let mut per_seed = Vec::new();
     let mut all: Vec<Summary> = Vec::new();
-    println!("D90 from D7, {days} days x {users} installs/day, campaigns >= {MIN_CAMPAIGN_USERS} installs");
+    let mut floors: Vec<Option<f64>> = Vec::new();
+    println!(
+        "D90 from D7, {days} days x {users} installs/day, campaigns >= {MIN_CAMPAIGN_USERS} installs"
+    );
     println!(
         "{:>6} {:<11} {:>8} {:>9} {:>7} {:>7} {:>11} {:>9}",
         "seed", "model", "cutoffs", "campaigns", "MAPE", "bias", "norm. Gini", "dec. MAPE"
     );
     for seed in SEEDS {
-        let (events, installs, sim_seconds) = world(rt, &sim_config(seed, days, users));
-        let history = History::of(events.clone(), installs.clone()).unwrap().unwrap();
+        let (events, installs, truth, sim_seconds) = world(rt, &sim_config(seed, days, users));
+        let history = History::of(events.clone(), installs.clone())
+            .unwrap()
+            .unwrap();
         let started = Instant::now();
-        let evaluation = evaluate(events, installs, &history, &params, "bench", Utc::now()).unwrap();
+        let evaluation =
+            evaluate(events, installs, &history, &params, "bench", Utc::now()).unwrap();
         let seconds = started.elapsed().as_secs_f64();
         for s in &evaluation.skipped {
-            println!("seed {seed}: skipped D{} at {:?}: {}", s.horizon_days, s.cutoff, s.reason);
+            println!(
+                "seed {seed}: skipped D{} at {:?}: {}",
+                s.horizon_days, s.cutoff, s.reason
+            );
         }
         let campaigns = |m: ModelKind| {
             evaluation
@@ -123,8 +197,30 @@ fn backtests(rt: &tokio::runtime::Runtime) -> Value {
                 fmt(s.decile_mape)
             );
         }
+        let cutoffs: Vec<NaiveDate> = evaluation
+            .scores
+            .iter()
+            .filter(|s| s.model == ModelKind::Hurdle)
+            .map(|s| s.cutoff)
+            .collect();
+        let floor = noise_floor(
+            &truth,
+            &cutoffs,
+            params.window_days,
+            params.cohort_days,
+            MIN_CAMPAIGN_USERS,
+        );
+        floors.push(floor);
+        println!(
+            "{seed:>6} {:<11} {:>8} {:>9} {:>7}",
+            "true E[LTV]",
+            cutoffs.len(),
+            "",
+            fmt(floor)
+        );
         per_seed.push(json!({
             "seed": seed,
+            "noise_floor_campaign_mape": floor,
             "simulate_seconds": sim_seconds,
             "backtest_seconds": seconds,
             "scores": evaluation.scores,
@@ -136,7 +232,8 @@ fn backtests(rt: &tokio::runtime::Runtime) -> Value {
     let mut overall = Vec::new();
     println!("over {} seeds:", SEEDS.len());
     for model in ModelKind::ALL {
-        let of = |f: fn(&Summary) -> Option<f64>| mean(all.iter().filter(|s| s.model == model).map(f));
+        let of =
+            |f: fn(&Summary) -> Option<f64>| mean(all.iter().filter(|s| s.model == model).map(f));
         let row = json!({
             "model": model,
             "campaign_mape": of(|s| s.campaign_mape),
@@ -158,9 +255,19 @@ fn backtests(rt: &tokio::runtime::Runtime) -> Value {
         );
         overall.push(row);
     }
+    let floor = mean(floors.into_iter());
+    println!(
+        "{:>6} {:<11} {:>8} {:>9} {:>7}",
+        "all",
+        "true E[LTV]",
+        "",
+        "",
+        fmt(floor)
+    );
     json!({
         "world_days": days,
         "installs_per_day": users,
+        "noise_floor_campaign_mape": floor,
         "window_days": params.window_days,
         "horizon_days": 90,
         "cohort_days": params.cohort_days,
@@ -174,7 +281,7 @@ fn backtests(rt: &tokio::runtime::Runtime) -> Value {
 fn scale(rt: &tokio::runtime::Runtime) -> Value {
     let days = env_u32("LTV_BENCH_PREDICT_DAYS", 100);
     let users = env_u32("LTV_BENCH_PREDICT_USERS", 10_000);
-    let (events, installs, sim_seconds) = world(rt, &sim_config(77, days, users));
+    let (events, installs, _, sim_seconds) = world(rt, &sim_config(77, days, users));
     let features = FeatureParams {
         window_days: 7,
         horizons: vec![30, 90],
@@ -182,13 +289,21 @@ fn scale(rt: &tokio::runtime::Runtime) -> Value {
     };
 
     let started = Instant::now();
-    let predictions = predict(events.clone(), installs.clone(), &PredictParams::new(features.clone())).unwrap();
+    let predictions = predict(
+        events.clone(),
+        installs.clone(),
+        &PredictParams::new(features.clone()),
+    )
+    .unwrap();
     let predict_seconds = started.elapsed().as_secs_f64();
     let predicted_users = predictions.users.height();
 
     // The pieces: the feature plan, then the D90 hurdle's fit and its predictions.
     let started = Instant::now();
-    let frame = user_features(events, installs, &features).unwrap().collect().unwrap();
+    let frame = user_features(events, installs, &features)
+        .unwrap()
+        .collect()
+        .unwrap();
     let features_seconds = started.elapsed().as_secs_f64();
     let train = frame
         .clone()
@@ -239,6 +354,7 @@ fn main() {
         "machine": format!("{} cores", std::thread::available_parallelism().map_or(0, |n| n.get())),
     });
     let text = serde_json::to_string_pretty(&result).unwrap();
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/results/backtest.json");
+    let out =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/results/backtest.json");
     std::fs::write(out, text + "\n").unwrap();
 }

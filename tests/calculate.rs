@@ -92,7 +92,9 @@ async fn backtest_then_predict_on_a_simulated_world() {
     let lake = clean_world(&config).await;
 
     // --- backtest at D7 -------------------------------------------------------------
-    let out = run_backtest(&lake, &evaluation(vec![7]), "bt-1").await.unwrap();
+    let out = run_backtest(&lake, &evaluation(vec![7]), "bt-1")
+        .await
+        .unwrap();
     print!("{out}");
     assert_eq!(out.partitions_written.len(), 3, "{out}");
     let models: Vec<ModelKind> = out.summaries.iter().map(|s| s.model).collect();
@@ -131,7 +133,9 @@ async fn backtest_then_predict_on_a_simulated_world() {
     assert_eq!(doc.for_window(3)[&7], chosen);
 
     // A rerun replaces its rows; another horizon's run adds beside them.
-    run_backtest(&lake, &evaluation(vec![7]), "bt-2").await.unwrap();
+    run_backtest(&lake, &evaluation(vec![7]), "bt-2")
+        .await
+        .unwrap();
     let again = evaluation_rows(&lake).await;
     assert_eq!(again.height(), first.height());
     assert!(
@@ -145,10 +149,15 @@ async fn backtest_then_predict_on_a_simulated_world() {
     );
     let metrics = ["campaign_mape", "bias", "normalized_gini", "spearman"];
     assert!(
-        again.select(metrics).unwrap().equals_missing(&first.select(metrics).unwrap()),
+        again
+            .select(metrics)
+            .unwrap()
+            .equals_missing(&first.select(metrics).unwrap()),
         "a rerun on the same data scores the same"
     );
-    let ten = run_backtest(&lake, &evaluation(vec![10]), "bt-3").await.unwrap();
+    let ten = run_backtest(&lake, &evaluation(vec![10]), "bt-3")
+        .await
+        .unwrap();
     assert!(!ten.summaries.is_empty(), "{ten}");
     let both = evaluation_rows(&lake).await;
     let by_h = |h: u32| {
@@ -165,10 +174,14 @@ async fn backtest_then_predict_on_a_simulated_world() {
     assert_eq!(doc.for_window(3).len(), 2, "{doc:?}");
 
     // A horizon the history cannot score says how long it must be and writes nothing.
-    let long = run_backtest(&lake, &evaluation(vec![30]), "bt-4").await.unwrap();
+    let long = run_backtest(&lake, &evaluation(vec![30]), "bt-4")
+        .await
+        .unwrap();
     assert!(long.partitions_written.is_empty());
     assert!(
-        long.skipped[0].reason.contains("needs a history of at least"),
+        long.skipped[0]
+            .reason
+            .contains("needs a history of at least"),
         "{long}"
     );
 
@@ -227,6 +240,40 @@ async fn backtest_then_predict_on_a_simulated_world() {
             .bool()
             .unwrap()
             .all()
+    );
+
+    // Predicted ROAS: paid campaigns have spend and a ROAS that is pLTV x users / spend;
+    // organic traffic has neither.
+    let campaigns = out.campaigns.clone().lazy();
+    let paid = campaigns
+        .clone()
+        .filter(col("spend_micros").is_not_null())
+        .collect()
+        .unwrap();
+    assert!(paid.height() >= 10, "{}", out.campaigns);
+    for i in 0..paid.height() {
+        let get = |c: &str| {
+            paid.column(c)
+                .unwrap()
+                .cast(&DataType::Float64)
+                .unwrap()
+                .f64()
+                .unwrap()
+                .get(i)
+                .unwrap()
+        };
+        let want = get("pltv_d7_micros") * get("users") / get("spend_micros");
+        assert!((get("roas_d7") - want).abs() < 1e-9 * want.max(1.0));
+        assert!(get("roas_d30") >= get("roas_d7"));
+    }
+    let organic = campaigns
+        .filter(col("channel").eq(lit("organic")))
+        .collect()
+        .unwrap();
+    assert!(organic.height() >= 1);
+    assert_eq!(
+        organic.column("roas_d7").unwrap().null_count(),
+        organic.height()
     );
 
     // Artifacts: one per fitted model of the trained horizon, one for the extrapolated one.
@@ -318,10 +365,12 @@ async fn backtest_then_predict_on_a_simulated_world() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_lake_says_what_to_run_first() {
     let lake = Lake::open("memory://").unwrap();
-    let err = run_backtest(&lake, &evaluation(vec![7]), "bt").await.unwrap_err();
+    let err = run_backtest(&lake, &evaluation(vec![7]), "bt")
+        .await
+        .unwrap_err();
     assert!(matches!(err, CalculateError::NoData), "{err}");
     assert!(err.to_string().contains("ltv cleanse"), "{err}");
     let err = run_predict(&lake, PredictParams::new(FeatureParams::default()))

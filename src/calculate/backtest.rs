@@ -98,11 +98,7 @@ async fn write_evaluation(
     let polars = |what| move |source| CalculateError::Polars { what, source };
     let rows = model_evaluation_frame(evaluation, params, run_id, started)
         .map_err(polars("building mart.model_evaluation"))?;
-    let horizons: Vec<u32> = evaluation
-        .scores
-        .iter()
-        .map(|s| s.horizon_days)
-        .collect();
+    let horizons: Vec<u32> = evaluation.scores.iter().map(|s| s.horizon_days).collect();
     let mut cutoffs: Vec<NaiveDate> = evaluation.scores.iter().map(|s| s.cutoff).collect();
     cutoffs.sort_unstable();
     cutoffs.dedup();
@@ -150,7 +146,14 @@ impl fmt::Display for BacktestOutput {
         writeln!(
             f,
             "{:>8} {:<11} {:>7} {:>13} {:>6} {:>8} {:>11} {:>8}  chosen",
-            "horizon", "model", "cutoffs", "campaign MAPE", "bias", "Gini", "decile MAPE", "Spearman"
+            "horizon",
+            "model",
+            "cutoffs",
+            "campaign MAPE",
+            "bias",
+            "Gini",
+            "decile MAPE",
+            "Spearman"
         )?;
         for s in &self.summaries {
             let chosen = self

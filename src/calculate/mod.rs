@@ -9,6 +9,7 @@
 
 mod backtest;
 mod predict;
+mod roas;
 
 use polars::prelude::*;
 

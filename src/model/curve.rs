@@ -101,10 +101,8 @@ impl RevenueCurve {
         }
         let slope = sxy / sxx;
         let intercept = my - slope * mx;
-        let late: Vec<&&DailyActivity> = usable
-            .iter()
-            .filter(|d| d.day >= arpdau_from_day)
-            .collect();
+        let late: Vec<&&DailyActivity> =
+            usable.iter().filter(|d| d.day >= arpdau_from_day).collect();
         let active: f64 = late.iter().map(|d| f64::from(d.active_users)).sum();
         let revenue: f64 = late.iter().map(|d| d.revenue_micros).sum();
         if active <= 0.0 {
@@ -137,7 +135,9 @@ pub fn daily_activity_plans(events: LazyFrame, installs: LazyFrame) -> (LazyFram
     let ages = users.cross_join(end, None).select([
         col("user_key"),
         col("install_ms"),
-        ((col("_end_ms") - col("install_ms")) / lit(DAY_MS)).alias("age_days"),
+        (col("_end_ms") - col("install_ms"))
+            .floor_div(lit(DAY_MS))
+            .alias("age_days"),
     ]);
     let active = events
         .select([
@@ -154,7 +154,11 @@ pub fn daily_activity_plans(events: LazyFrame, installs: LazyFrame) -> (LazyFram
             [col("user_key")],
             JoinArgs::new(JoinType::Inner),
         )
-        .with_column(((col("_t") - col("install_ms")) / lit(DAY_MS)).alias("day"))
+        .with_column(
+            (col("_t") - col("install_ms"))
+                .floor_div(lit(DAY_MS))
+                .alias("day"),
+        )
         .filter(col("day").gt_eq(lit(0)).and(col("day").lt(col("age_days"))))
         .group_by([col("day"), col("user_key")])
         .agg([col("_rev").sum()])
@@ -180,7 +184,10 @@ pub fn daily_activity(
     installs: LazyFrame,
 ) -> Result<Vec<DailyActivity>, ModelError> {
     let (active, by_age) = daily_activity_plans(events, installs);
-    let collect = |lf: LazyFrame| lf.collect().map_err(|e| ModelError::column("daily activity", e));
+    let collect = |lf: LazyFrame| {
+        lf.collect()
+            .map_err(|e| ModelError::column("daily activity", e))
+    };
     let (active, by_age) = (collect(active)?, collect(by_age)?);
     let ints = |df: &DataFrame, name: &str| -> Result<Vec<i64>, ModelError> {
         let c = df
@@ -198,7 +205,10 @@ pub fn daily_activity(
     // observed[d] = users older than d days: a reverse cumulative count over ages.
     let mut observed = vec![0u32; usize::try_from(oldest).unwrap_or(0)];
     for (age, n) in ages.iter().zip(&counts) {
-        if let Some(slot) = usize::try_from(*age - 1).ok().and_then(|i| observed.get_mut(i)) {
+        if let Some(slot) = usize::try_from(*age - 1)
+            .ok()
+            .and_then(|i| observed.get_mut(i))
+        {
             *slot += u32::try_from(*n).unwrap_or(u32::MAX);
         }
     }
@@ -244,8 +254,8 @@ mod tests {
         // Data ends 10.5 days after u1's install: u1 is observed on days 0..=9, u2 (installed
         // on day 5) on days 0..=4.
         let inst = installs(&[
-            ("u1", 0, "meta", Some("c"), false, false, true),
-            ("u2", 5 * DAY_MS, "meta", Some("c"), false, false, true),
+            ("u1", T0, "meta", Some("c"), false, false, true),
+            ("u2", T0 + 5 * DAY_MS, "meta", Some("c"), false, false, true),
         ]);
         let ev = events(&[
             ("u1", "app_open", 1_000, None),
@@ -265,7 +275,6 @@ mod tests {
         assert_eq!((at(5).observed_users, at(5).active_users), (1, 0));
         // u1's event on day 10 is in the partial last day: not counted.
         assert_eq!(at(9).active_users, 0);
-        let _ = T0;
     }
 
     #[test]

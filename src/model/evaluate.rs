@@ -127,7 +127,8 @@ impl History {
         let first = installs
             .select([epoch_ms(col("install_time")).min().alias("v")])
             .collect()?;
-        let get = |df: &DataFrame| -> PolarsResult<Option<i64>> { Ok(df.column("v")?.i64()?.get(0)) };
+        let get =
+            |df: &DataFrame| -> PolarsResult<Option<i64>> { Ok(df.column("v")?.i64()?.get(0)) };
         let (Some(end), Some(first)) = (get(&end)?, get(&first)?) else {
             return Ok(None);
         };

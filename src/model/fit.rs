@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use super::ModelError;
 use super::btyd::input::{AMOUNT, CUSTOMER, DATE};
 use super::btyd::summary::{Calibration, customer_summaries, histories};
-use super::btyd::{BgNbdModel, BtydError, GammaGammaModel, Period, RepeatSpend, bgnbd, gamma_gamma};
+use super::btyd::{
+    BgNbdModel, BtydError, GammaGammaModel, Period, RepeatSpend, bgnbd, gamma_gamma,
+};
 use super::design::{Design, floats, strings};
 use super::hurdle::{Hurdle, HurdleParams, Rows};
 use super::multiplier::Multiplier;
@@ -278,13 +280,12 @@ fn revenue_seen(
     users: &DataFrame,
     horizon_ms: i64,
 ) -> Result<BTreeMap<String, f64>, PolarsError> {
-    let installs = users
-        .select(["user_key", "install_time"])?
-        .lazy()
-        .select([
-            col("user_key"),
-            col("install_time").cast(DataType::Int64).alias("_install_ms"),
-        ]);
+    let installs = users.select(["user_key", "install_time"])?.lazy().select([
+        col("user_key"),
+        col("install_time")
+            .cast(DataType::Int64)
+            .alias("_install_ms"),
+    ]);
     let seen = purchases
         .join(
             installs,

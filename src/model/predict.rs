@@ -218,7 +218,10 @@ pub fn predict(
         .ok_or(PredictError::NoData)?;
     let data_end = DateTime::from_timestamp_millis(end_ms).ok_or(PredictError::NoData)?;
     // "Now" for BTYD: the midnight after the last event, so the whole last day counts.
-    let now = data_end.date_naive().succ_opt().unwrap_or(data_end.date_naive());
+    let now = data_end
+        .date_naive()
+        .succ_opt()
+        .unwrap_or(data_end.date_naive());
     let features = user_features(events.clone(), installs.clone(), fp)?.collect()?;
     let users = features
         .clone()
@@ -322,8 +325,8 @@ pub fn predict(
                         .iter()
                         .map(|v| f64::from(u8::from(*v > 0.0)))
                         .collect();
-                    let mean = window_revenue.iter().sum::<f64>()
-                        / window_revenue.len().max(1) as f64;
+                    let mean =
+                        window_revenue.iter().sum::<f64>() / window_revenue.len().max(1) as f64;
                     (fp.window_days, window_revenue.clone(), pay, mean)
                 }
             };
@@ -404,17 +407,16 @@ pub async fn load_artifact(lake: &Lake, key: &str) -> Result<Option<ModelArtifac
 /// `pltv_d<H>_high_micros` (a 90% bootstrap interval over users) and `extrapolated_d<H>`.
 pub fn campaign_predictions(predictions: &Predictions) -> Result<DataFrame, PredictError> {
     let users = &predictions.users;
-    let channel = strings(users, "channel").map_err(|error| PredictError::Model {
-        horizon: 0,
-        error,
-    })?;
-    let campaign = strings(users, "campaign_id").map_err(|error| PredictError::Model {
-        horizon: 0,
-        error,
-    })?;
+    let channel =
+        strings(users, "channel").map_err(|error| PredictError::Model { horizon: 0, error })?;
+    let campaign =
+        strings(users, "campaign_id").map_err(|error| PredictError::Model { horizon: 0, error })?;
     let mut groups: BTreeMap<(String, Option<String>), Vec<usize>> = BTreeMap::new();
     for (i, (ch, c)) in channel.into_iter().zip(campaign).enumerate() {
-        groups.entry((ch.unwrap_or_default(), c)).or_default().push(i);
+        groups
+            .entry((ch.unwrap_or_default(), c))
+            .or_default()
+            .push(i);
     }
     let mut columns = vec![
         Column::new(
@@ -495,7 +497,11 @@ impl Outputs {
         ));
     }
 
-    fn frame(&mut self, users: &DataFrame, window_revenue: &[f64]) -> Result<DataFrame, PolarsError> {
+    fn frame(
+        &mut self,
+        users: &DataFrame,
+        window_revenue: &[f64],
+    ) -> Result<DataFrame, PolarsError> {
         let mut df = users.select([
             "user_key",
             "install_date",

@@ -102,9 +102,7 @@ pub fn clean_installs(installs: LazyFrame, users: LazyFrame) -> LazyFrame {
             col("country"),
             col("channel"),
             col("campaign_id"),
-            col("user_id")
-                .is_first_distinct()
-                .alias("is_first_install"),
+            col("user_id").is_first_distinct().alias("is_first_install"),
             col("is_fraud").fill_null(lit(false)),
             col("is_test").fill_null(lit(false)),
         ])
