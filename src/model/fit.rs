@@ -86,14 +86,21 @@ pub fn numeric_features(frame: &DataFrame) -> Vec<String> {
         .iter()
         .filter(|c| {
             let name = c.name().as_str();
-            !NOT_FEATURES.contains(&name)
-                && !CATEGORICAL.contains(&name)
-                && !(name.starts_with("revenue_d") && name.ends_with("_micros"))
-                && !name.starts_with("mature_at_d")
-                && (c.dtype().is_primitive_numeric() || c.dtype() == &DataType::Boolean)
+            let numeric = c.dtype().is_primitive_numeric() || c.dtype() == &DataType::Boolean;
+            numeric && !is_label_or_key(name)
         })
         .map(|c| c.name().to_string())
         .collect()
+}
+
+/// Identifiers, categorical inputs, horizon labels (`revenue_d<H>_micros`) and maturity
+/// flags: columns a model must not read as numeric features.
+fn is_label_or_key(name: &str) -> bool {
+    let label = name.starts_with("revenue_d") && name.ends_with("_micros");
+    NOT_FEATURES.contains(&name)
+        || CATEGORICAL.contains(&name)
+        || label
+        || name.starts_with("mature_at_d")
 }
 
 /// The model rows of a feature frame; `label` may be absent (prediction), then the horizon
