@@ -6,6 +6,7 @@ pub mod config;
 pub mod features;
 pub mod ingest;
 pub mod lake;
+pub mod mart;
 pub mod model;
 pub mod process;
 pub mod schema;

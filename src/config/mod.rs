@@ -229,8 +229,16 @@ impl Default for FraudRules {
     }
 }
 
+/// The variable a MySQL URL is read from when the config has no `[mysql]` section, and the
+/// default of `mysql.url_env`.
+pub const DEFAULT_MYSQL_URL_ENV: &str = "LTV_MYSQL_URL";
+
 fn d_mysql_env() -> String {
-    "LTV_MYSQL_URL".to_owned()
+    DEFAULT_MYSQL_URL_ENV.to_owned()
+}
+
+fn d_rows_per_insert() -> NonZeroU32 {
+    NonZeroU32::MIN.saturating_add(499)
 }
 
 /// `[mysql]`: marts are also written to MySQL.
@@ -240,6 +248,19 @@ pub struct MysqlSection {
     /// Env var holding `mysql://user:pass@host:port/db` (default LTV_MYSQL_URL).
     #[serde(default = "d_mysql_env")]
     pub url_env: String,
+    /// Rows per multi-row INSERT (default 500); the writer lowers it for wide tables so that
+    /// no statement has more than MySQL's 65,535 parameters.
+    #[serde(default = "d_rows_per_insert")]
+    pub rows_per_insert: NonZeroU32,
+}
+
+impl Default for MysqlSection {
+    fn default() -> Self {
+        MysqlSection {
+            url_env: d_mysql_env(),
+            rows_per_insert: d_rows_per_insert(),
+        }
+    }
 }
 
 impl MysqlSection {
@@ -250,6 +271,28 @@ impl MysqlSection {
 }
 
 impl PipelineConfig {
+    /// The MySQL URL marts are written to, or `None` for the lake only.
+    ///
+    /// With a `[mysql]` section the URL comes from its `url_env` variable, which must be set
+    /// (loading already checked it). Without one, a non-empty `LTV_MYSQL_URL` still turns
+    /// MySQL on, so a deployment can add the database without editing the pipeline file.
+    pub fn mysql_url(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<Secret>, ConfigError> {
+        match &self.mysql {
+            Some(m) => m.url(env).map(Some),
+            None => Ok(env(DEFAULT_MYSQL_URL_ENV)
+                .filter(|v| !v.trim().is_empty())
+                .map(Secret::new)),
+        }
+    }
+
+    /// The `[mysql]` settings, defaults when the section is absent.
+    pub fn mysql_settings(&self) -> MysqlSection {
+        self.mysql.clone().unwrap_or_default()
+    }
+
     /// Reads, parses and validates the file at `path` against the process environment.
     pub fn load(path: &Path) -> Result<PipelineConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

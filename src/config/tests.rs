@@ -519,3 +519,33 @@ fn dedup_keys_name_real_tables_and_columns() {
     let e = err(&with("[dedup_keys]\n\"sim.events\" = []\n"));
     assert!(e.contains("at least one column"), "{e}");
 }
+
+#[test]
+fn mysql_url_comes_from_the_section_or_the_default_variable() {
+    let url = "mysql://ltv:pw@db:3306/marts";
+    // No section, no variable: the lake only.
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.mysql_url(&no_env).unwrap(), None);
+    assert_eq!(c.mysql_settings().rows_per_insert.get(), 500);
+    // No section, LTV_MYSQL_URL set: MySQL on, with the defaults.
+    let default_var = |k: &str| (k == "LTV_MYSQL_URL").then(|| url.to_owned());
+    assert_eq!(
+        c.mysql_url(&default_var).unwrap().unwrap().expose(),
+        url
+    );
+    let blank = |k: &str| (k == "LTV_MYSQL_URL").then(|| "  ".to_owned());
+    assert_eq!(c.mysql_url(&blank).unwrap(), None);
+
+    // A section names its own variable and batch size.
+    let own_var = |k: &str| (k == "MARTS_DB").then(|| url.to_owned());
+    let text = with("[mysql]\nurl_env = \"MARTS_DB\"\nrows_per_insert = 2000\n");
+    let c = PipelineConfig::from_toml(&text, "x.toml", &own_var).unwrap();
+    assert_eq!(c.mysql_url(&own_var).unwrap().unwrap().expose(), url);
+    assert_eq!(c.mysql_settings().rows_per_insert.get(), 2000);
+    // ... and that variable is required: LTV_MYSQL_URL does not stand in for it.
+    let e = c.mysql_url(&default_var).unwrap_err().to_string();
+    assert!(e.contains("MARTS_DB") && !e.contains("pw"), "{e}");
+
+    let e = err(&with("[mysql]\nrows_per_insert = 0\n"));
+    assert!(e.contains("rows_per_insert"), "{e}");
+}

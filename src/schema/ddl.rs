@@ -45,6 +45,27 @@ fn annotation(col: &ColumnSchema) -> Option<String> {
     (!parts.is_empty()).then(|| format!("[{}]", parts.join("; ")))
 }
 
+/// TEXT's limit in bytes, whatever the declared length.
+const TEXT_MAX_BYTES: u32 = 65_535;
+
+impl ColumnSchema {
+    /// The longest string MySQL stores in this column as `(characters, bytes)`, for string
+    /// columns: VARCHAR(n) holds n characters (utf8mb4 makes that at most 4n bytes, within the
+    /// row limit), TEXT 65,535 bytes. The mart writer checks both before sending a row so that a
+    /// value too long is reported with its row rather than as a server error about a batch.
+    pub fn mysql_string_limit(&self) -> Option<(u32, Option<u32>)> {
+        if self.dtype != DataType::String {
+            return None;
+        }
+        let n = self.max_length.unwrap_or(DEFAULT_VARCHAR);
+        Some(if n >= TEXT_FROM_LENGTH {
+            (n, Some(TEXT_MAX_BYTES))
+        } else {
+            (n, None)
+        })
+    }
+}
+
 fn mysql_type(col: &ColumnSchema) -> String {
     match &col.dtype {
         DataType::Boolean => "TINYINT(1)".into(),
@@ -97,6 +118,10 @@ impl TableSchema {
     }
 
     /// `CREATE TABLE IF NOT EXISTS` for this table, ending in `;`.
+    ///
+    /// The collation is `utf8mb4_bin`: strings compare and sort by code point, so keys that
+    /// differ only in case or accents (`Summer` and `summer`, two real campaign ids) stay two
+    /// rows, and what is written is what reads back.
     pub fn mysql_ddl(&self) -> String {
         let mut lines: Vec<String> = self
             .columns
@@ -120,7 +145,7 @@ impl TableSchema {
             comment = format!("{comment} {g}");
         }
         format!(
-            "CREATE TABLE IF NOT EXISTS `{}` (\n{}\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci COMMENT='{}';\n",
+            "CREATE TABLE IF NOT EXISTS `{}` (\n{}\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin COMMENT='{}';\n",
             self.mysql_table_name(),
             lines.join(",\n"),
             sql_string(&comment)

@@ -500,7 +500,7 @@ fn ddl_format_is_locked() {
   `notes` TEXT NULL COMMENT 'Free text.',
   `flag` TINYINT(1) NOT NULL COMMENT 'A flag.',
   PRIMARY KEY (`dt`, `code`)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci COMMENT='Tiny table; it''s for tests. Grain: one row per dt, code.';
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin COMMENT='Tiny table; it''s for tests. Grain: one row per dt, code.';
 ";
     assert_eq!(ddl, expected);
     assert_eq!(mart_ddl(&reg), expected);

@@ -1,0 +1,182 @@
+//! Statement text of the mart writer.
+//!
+//! Identifiers (table and column names) come only from the schema files, whose parser admits
+//! letters, digits and `_`; they are backquoted all the same so that a reserved word
+//! (`rank`, `path`) is a valid column. Every value travels as a `?` parameter of a prepared
+//! statement and never appears in the text: a campaign called `'); DROP TABLE x; --` is data.
+
+use crate::schema::TableSchema;
+
+/// MySQL's limit on `?` placeholders in one prepared statement (a 16-bit count).
+pub(crate) const MAX_PLACEHOLDERS: usize = 65_535;
+
+/// The session mode of every mart connection: strict, so the server refuses a value that does
+/// not fit rather than truncating it with a warning nobody reads. Backslash escapes stay on
+/// because the DDL's comments are written for them.
+pub(crate) const SESSION_SQL_MODE: &str = "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'";
+
+/// The session character set: utf8mb4, so four-byte characters (emoji) are sent as they are.
+pub(crate) const SESSION_NAMES: &str = "SET NAMES utf8mb4 COLLATE utf8mb4_bin";
+
+/// `name` as a MySQL identifier: backquoted, any backquote doubled.
+pub(crate) fn ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// `(?, ?, ?)` for `n` values.
+fn placeholders(n: usize) -> String {
+    let mut s = String::with_capacity(2 + n * 3);
+    s.push('(');
+    for i in 0..n {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push('?');
+    }
+    s.push(')');
+    s
+}
+
+/// The schema's columns, backquoted and comma-separated, in schema order.
+fn column_list(schema: &TableSchema) -> String {
+    schema
+        .columns
+        .iter()
+        .map(|c| ident(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `CREATE TABLE IF NOT EXISTS ...` from the schema's DDL, without the trailing `;` (one
+/// statement per query).
+pub(crate) fn create_table(schema: &TableSchema) -> String {
+    let ddl = schema.mysql_ddl();
+    ddl.trim_end().trim_end_matches(';').to_owned()
+}
+
+/// The column names MySQL has for the table, in table order; one `?`, the table name (the
+/// current database is the one of the URL).
+pub(crate) fn table_columns() -> &'static str {
+    "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+     WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION"
+}
+
+/// `DELETE FROM t WHERE dt IN (?, ...)` for `dates` partition dates.
+pub(crate) fn delete_partitions(schema: &TableSchema, partition: &str, dates: usize) -> String {
+    format!(
+        "DELETE FROM {} WHERE {} IN {}",
+        ident(&schema.mysql_table_name()),
+        ident(partition),
+        placeholders(dates)
+    )
+}
+
+/// `DELETE FROM t`: inside a transaction, unlike `TRUNCATE`, which commits on its own.
+pub(crate) fn delete_all(schema: &TableSchema) -> String {
+    format!("DELETE FROM {}", ident(&schema.mysql_table_name()))
+}
+
+/// Rows per INSERT: what the caller asked, but never more placeholders than MySQL allows.
+pub(crate) fn rows_per_statement(requested: usize, columns: usize) -> usize {
+    let cap = MAX_PLACEHOLDERS / columns.max(1);
+    requested.clamp(1, cap.max(1))
+}
+
+/// `INSERT INTO t (a, b) VALUES (?, ?), (?, ?)` for `rows` rows of every schema column.
+pub(crate) fn insert(schema: &TableSchema, rows: usize) -> String {
+    let row = placeholders(schema.columns.len());
+    let mut s = format!(
+        "INSERT INTO {} ({}) VALUES ",
+        ident(&schema.mysql_table_name()),
+        column_list(schema)
+    );
+    s.reserve(rows * (row.len() + 2));
+    for i in 0..rows {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(&row);
+    }
+    s
+}
+
+/// `SELECT <every column> FROM t [WHERE dt BETWEEN ? AND ?] ORDER BY <primary key>`: rows come
+/// back in key order, so two reads of the same data are the same frame.
+pub(crate) fn select(schema: &TableSchema, partition_range: Option<&str>) -> String {
+    let mut s = format!(
+        "SELECT {} FROM {}",
+        column_list(schema),
+        ident(&schema.mysql_table_name())
+    );
+    if let Some(p) = partition_range {
+        s.push_str(&format!(" WHERE {} BETWEEN ? AND ?", ident(p)));
+    }
+    if !schema.primary_key.is_empty() {
+        let key: Vec<String> = schema.primary_key.iter().map(|k| ident(k)).collect();
+        s.push_str(&format!(" ORDER BY {}", key.join(", ")));
+    }
+    s
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::mart::tests::tiny_schema;
+
+    #[test]
+    fn identifiers_are_backquoted() {
+        assert_eq!(ident("rank"), "`rank`");
+        assert_eq!(ident("a`b"), "`a``b`");
+    }
+
+    #[test]
+    fn insert_has_one_placeholder_per_value_and_no_values() {
+        let s = tiny_schema();
+        let sql = insert(&s, 3);
+        assert_eq!(
+            sql,
+            "INSERT INTO `mart_tiny` (`dt`, `code`, `name`, `amount_micros`, `n`, `share`, `at`, `local_at`, `wait`, `flag`, `small`, `weight`, `big`) VALUES \
+             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?), \
+             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        );
+        assert_eq!(sql.matches('?').count(), 3 * s.columns.len());
+    }
+
+    #[test]
+    fn delete_and_select_name_the_partition_column() {
+        let s = tiny_schema();
+        assert_eq!(
+            delete_partitions(&s, "dt", 2),
+            "DELETE FROM `mart_tiny` WHERE `dt` IN (?, ?)"
+        );
+        assert_eq!(delete_all(&s), "DELETE FROM `mart_tiny`");
+        let q = select(&s, Some("dt"));
+        assert!(
+            q.starts_with("SELECT `dt`, `code`, `name`, "),
+            "{q}"
+        );
+        assert!(
+            q.ends_with("FROM `mart_tiny` WHERE `dt` BETWEEN ? AND ? ORDER BY `dt`, `code`"),
+            "{q}"
+        );
+        assert!(!select(&s, None).contains("WHERE"));
+    }
+
+    #[test]
+    fn create_table_is_one_statement_in_utf8mb4_bin() {
+        let s = tiny_schema();
+        let ddl = create_table(&s);
+        assert!(ddl.starts_with("CREATE TABLE IF NOT EXISTS `mart_tiny` ("), "{ddl}");
+        assert!(!ddl.ends_with(';'), "{ddl}");
+        assert!(ddl.contains("CHARSET=utf8mb4 COLLATE=utf8mb4_bin"), "{ddl}");
+    }
+
+    #[test]
+    fn rows_per_statement_respects_the_placeholder_limit() {
+        assert_eq!(rows_per_statement(500, 10), 500);
+        assert_eq!(rows_per_statement(100_000, 10), 6_553);
+        assert_eq!(rows_per_statement(0, 10), 1);
+        assert_eq!(rows_per_statement(10, 100_000), 1);
+    }
+}
