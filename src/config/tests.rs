@@ -529,10 +529,7 @@ fn mysql_url_comes_from_the_section_or_the_default_variable() {
     assert_eq!(c.mysql_settings().rows_per_insert.get(), 500);
     // No section, LTV_MYSQL_URL set: MySQL on, with the defaults.
     let default_var = |k: &str| (k == "LTV_MYSQL_URL").then(|| url.to_owned());
-    assert_eq!(
-        c.mysql_url(&default_var).unwrap().unwrap().expose(),
-        url
-    );
+    assert_eq!(c.mysql_url(&default_var).unwrap().unwrap().expose(), url);
     let blank = |k: &str| (k == "LTV_MYSQL_URL").then(|| "  ".to_owned());
     assert_eq!(c.mysql_url(&blank).unwrap(), None);
 

@@ -140,7 +140,9 @@ impl<'a> FrameBuilder<'a> {
                     _ if null => None,
                     Value::UInt(u) => Some(*u),
                     Value::Int(i) => Some(u64::try_from(*i).map_err(|_| bad("uint64", &value))?),
-                    Value::Bytes(x) => Some(parse(x).ok_or_else(|| bad("unsigned integer", &value))?),
+                    Value::Bytes(x) => {
+                        Some(parse(x).ok_or_else(|| bad("unsigned integer", &value))?)
+                    }
                     v => return Err(bad("unsigned integer", v)),
                 }),
                 Buffer::F32(b) => b.push(match &value {
@@ -168,15 +170,18 @@ impl<'a> FrameBuilder<'a> {
                 }),
                 Buffer::Date(b) => b.push(match &value {
                     _ if null => None,
-                    v => Some(date_to_days(as_datetime(v).ok_or_else(|| bad("date", v))?.date())),
+                    v => Some(date_to_days(
+                        as_datetime(v).ok_or_else(|| bad("date", v))?.date(),
+                    )),
                 }),
                 Buffer::Datetime(tu, tz, b) => b.push(match &value {
                     _ if null => None,
                     v => {
                         let wall = as_datetime(v).ok_or_else(|| bad("datetime", v))?;
-                        Some(instant(wall, *tu, tz.as_ref()).ok_or_else(|| {
-                            bad("a time that exists in the column's zone", v)
-                        })?)
+                        Some(
+                            instant(wall, *tu, tz.as_ref())
+                                .ok_or_else(|| bad("a time that exists in the column's zone", v))?,
+                        )
                     }
                 }),
                 Buffer::Duration(b) => b.push(match &value {
@@ -232,12 +237,10 @@ fn parse<T: FromStr>(bytes: &[u8]) -> Option<T> {
 /// A DATE or DATETIME value as a wall-clock time.
 fn as_datetime(v: &Value) -> Option<NaiveDateTime> {
     match v {
-        Value::Date(y, mo, d, h, mi, s, us) => NaiveDate::from_ymd_opt(
-            i32::from(*y),
-            u32::from(*mo),
-            u32::from(*d),
-        )?
-        .and_hms_micro_opt(u32::from(*h), u32::from(*mi), u32::from(*s), *us),
+        Value::Date(y, mo, d, h, mi, s, us) => {
+            NaiveDate::from_ymd_opt(i32::from(*y), u32::from(*mo), u32::from(*d))?
+                .and_hms_micro_opt(u32::from(*h), u32::from(*mi), u32::from(*s), *us)
+        }
         Value::Bytes(x) => {
             let s = std::str::from_utf8(x).ok()?.trim();
             NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
@@ -350,7 +353,10 @@ mod tests {
     #[test]
     fn empty_result_is_a_typed_empty_frame() {
         let s = tiny_schema();
-        let df = FrameBuilder::new(&s, "mart_tiny").unwrap().finish().unwrap();
+        let df = FrameBuilder::new(&s, "mart_tiny")
+            .unwrap()
+            .finish()
+            .unwrap();
         assert_eq!(df.height(), 0);
         assert_eq!(df.schema().as_ref(), &s.polars_schema());
     }

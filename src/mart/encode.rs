@@ -221,22 +221,27 @@ fn first_unstorable(
                         format!("{chars} characters, over the column's {max_chars}"),
                     ))
                 } else if v.len() > byte_limit as usize {
-                    Some((
-                        i,
-                        format!("{} bytes, over TEXT's {byte_limit}", v.len()),
-                    ))
+                    Some((i, format!("{} bytes, over TEXT's {byte_limit}", v.len())))
                 } else {
                     None
                 }
             })
         }
         DataType::Float32 => c.f32()?.iter().enumerate().find_map(|(i, v)| {
-            v.filter(|x| !x.is_finite())
-                .map(|x| (i, format!("{x} cannot be stored in a MySQL FLOAT; use null")))
+            v.filter(|x| !x.is_finite()).map(|x| {
+                (
+                    i,
+                    format!("{x} cannot be stored in a MySQL FLOAT; use null"),
+                )
+            })
         }),
         DataType::Float64 => c.f64()?.iter().enumerate().find_map(|(i, v)| {
-            v.filter(|x| !x.is_finite())
-                .map(|x| (i, format!("{x} cannot be stored in a MySQL DOUBLE; use null")))
+            v.filter(|x| !x.is_finite()).map(|x| {
+                (
+                    i,
+                    format!("{x} cannot be stored in a MySQL DOUBLE; use null"),
+                )
+            })
         }),
         DataType::Date => c.date()?.physical().iter().enumerate().find_map(|(i, v)| {
             let v = v?;
@@ -449,14 +454,22 @@ mod tests {
     use crate::mart::tests::{tiny_frame, tiny_schema};
 
     fn days(ds: &[&str]) -> HashSet<i32> {
-        ds.iter().map(|d| date_to_days(d.parse().unwrap())).collect()
+        ds.iter()
+            .map(|d| date_to_days(d.parse().unwrap()))
+            .collect()
     }
 
     #[test]
     fn values_follow_the_column_types() {
         let s = tiny_schema();
         let df = tiny_frame();
-        check_frame(&s, "mart_tiny", &df, Some(&days(&["2026-01-03", "2026-01-04"]))).unwrap();
+        check_frame(
+            &s,
+            "mart_tiny",
+            &df,
+            Some(&days(&["2026-01-03", "2026-01-04"])),
+        )
+        .unwrap();
         let v = encode_rows(&s, "mart_tiny", &df, 0, 2).unwrap();
         let w = s.columns.len();
         assert_eq!(v.len(), 2 * w);
@@ -464,7 +477,10 @@ mod tests {
         // flag, small.
         assert_eq!(v[0], Value::Date(2026, 1, 3, 0, 0, 0, 0));
         assert_eq!(v[1], Value::Bytes(b"A".to_vec()));
-        assert_eq!(v[2], Value::Bytes("'); DROP TABLE x; --".as_bytes().to_vec()));
+        assert_eq!(
+            v[2],
+            Value::Bytes("'); DROP TABLE x; --".as_bytes().to_vec())
+        );
         assert_eq!(v[3], Value::Int(1_990_000));
         assert_eq!(v[4], Value::UInt(7));
         assert_eq!(v[5], Value::Double(0.25));
@@ -490,8 +506,13 @@ mod tests {
         let mut df = tiny_frame();
         df.replace("n", Column::new("n".into(), [Some(1u32), None]))
             .unwrap();
-        let e = check_frame(&s, "mart_tiny", &df, Some(&days(&["2026-01-03", "2026-01-04"])))
-            .unwrap_err();
+        let e = check_frame(
+            &s,
+            "mart_tiny",
+            &df,
+            Some(&days(&["2026-01-03", "2026-01-04"])),
+        )
+        .unwrap_err();
         let m = e.to_string();
         assert_eq!(
             m,
@@ -508,12 +529,23 @@ mod tests {
         let fits = "🚀".repeat(16);
         df.replace("code", Column::new("code".into(), [fits.as_str(), "B"]))
             .unwrap();
-        check_frame(&s, "mart_tiny", &df, Some(&days(&["2026-01-03", "2026-01-04"]))).unwrap();
+        check_frame(
+            &s,
+            "mart_tiny",
+            &df,
+            Some(&days(&["2026-01-03", "2026-01-04"])),
+        )
+        .unwrap();
         let long = "x".repeat(17);
         df.replace("code", Column::new("code".into(), ["A", long.as_str()]))
             .unwrap();
-        let e = check_frame(&s, "mart_tiny", &df, Some(&days(&["2026-01-03", "2026-01-04"])))
-            .unwrap_err();
+        let e = check_frame(
+            &s,
+            "mart_tiny",
+            &df,
+            Some(&days(&["2026-01-03", "2026-01-04"])),
+        )
+        .unwrap_err();
         assert_eq!(
             e.to_string(),
             "mysql table mart_tiny, partition dt=2026-01-04, row 1, column \"code\": 17 characters, over the column's 16"
@@ -527,13 +559,19 @@ mod tests {
         df.replace("share", Column::new("share".into(), [Some(f64::NAN), None]))
             .unwrap();
         let e = check_frame(&s, "mart_tiny", &df, None).unwrap_err();
-        assert!(e.to_string().contains("row 0, column \"share\": NaN"), "{e}");
+        assert!(
+            e.to_string().contains("row 0, column \"share\": NaN"),
+            "{e}"
+        );
 
         let df = tiny_frame();
         let e = check_frame(&s, "mart_tiny", &df, Some(&days(&["2026-01-03"]))).unwrap_err();
         let m = e.to_string();
         assert!(m.contains("row 1, column \"dt\""), "{m}");
-        assert!(m.contains("partition 2026-01-04, which is not among"), "{m}");
+        assert!(
+            m.contains("partition 2026-01-04, which is not among"),
+            "{m}"
+        );
     }
 
     #[test]
@@ -546,7 +584,8 @@ mod tests {
         assert!(e.to_string().contains("column \"n\" has type int64"), "{e}");
 
         let mut df = tiny_frame();
-        df.with_column(Column::new("extra".into(), [1i32, 2])).unwrap();
+        df.with_column(Column::new("extra".into(), [1i32, 2]))
+            .unwrap();
         let e = check_frame(&s, "mart_tiny", &df, None).unwrap_err();
         assert!(e.to_string().contains("\"extra\""), "{e}");
     }

@@ -62,7 +62,9 @@ pub enum MartError {
 
     /// A statement of a write failed; the transaction was rolled back, so the table holds
     /// what it held before the call.
-    #[error("mysql table {table}, {partitions}: {action} failed{at}; the write was rolled back, the previous rows stay: {source}")]
+    #[error(
+        "mysql table {table}, {partitions}: {action} failed{at}; the write was rolled back, the previous rows stay: {source}"
+    )]
     Write {
         table: String,
         /// `partitions dt=2026-01-01..dt=2026-01-03 (3)` or `whole table`.
@@ -85,9 +87,7 @@ pub enum MartError {
     },
 
     /// A value read back does not fit the schema's type (the table was changed by hand?).
-    #[error(
-        "mysql table {table}, row {row}, column {column:?}: cannot read {found} as {expected}"
-    )]
+    #[error("mysql table {table}, row {row}, column {column:?}: cannot read {found} as {expected}")]
     Decode {
         table: String,
         /// 0-based row of the result, in primary-key order.
@@ -169,7 +169,11 @@ pub fn redact_url(url: &str) -> String {
                 let secret = k.to_ascii_lowercase().contains("pass");
                 (
                     k.into_owned(),
-                    if secret { "***".to_owned() } else { v.into_owned() },
+                    if secret {
+                        "***".to_owned()
+                    } else {
+                        v.into_owned()
+                    },
                 )
             })
             .collect();

@@ -135,7 +135,9 @@ description = "Big."
                 Column::new("amount_micros".into(), [Some(1_990_000i64), None]),
                 Column::new("n".into(), [7u32, 8]),
                 Column::new("share".into(), [Some(0.25f64), None]),
-                Column::new("at".into(), [1_700_000_000_123i64, 0]).cast(&ms).unwrap(),
+                Column::new("at".into(), [1_700_000_000_123i64, 0])
+                    .cast(&ms)
+                    .unwrap(),
                 Column::new("local_at".into(), [1_700_000_000_123_456i64, -1])
                     .cast(&seoul)
                     .unwrap(),

@@ -94,7 +94,8 @@ impl MysqlMart {
                 "the URL names no database (mysql://user:password@host:3306/DATABASE)".into(),
             ));
         }
-        let opts = OptsBuilder::from_opts(opts).init(vec![sql::SESSION_NAMES, sql::SESSION_SQL_MODE]);
+        let opts =
+            OptsBuilder::from_opts(opts).init(vec![sql::SESSION_NAMES, sql::SESSION_SQL_MODE]);
         let conn = Conn::new(opts)
             .await
             .map_err(|e| connect_err(e.to_string()))?;
@@ -227,7 +228,10 @@ impl MysqlMart {
         let label = match (days.first(), days.last()) {
             (Some(a), Some(b)) if a == b => format!("partition {partition}={a}"),
             (Some(a), Some(b)) => {
-                format!("partitions {partition}={a}..{partition}={b} ({})", days.len())
+                format!(
+                    "partitions {partition}={a}..{partition}={b} ({})",
+                    days.len()
+                )
             }
             _ => "no partitions".to_owned(),
         };
@@ -262,8 +266,9 @@ impl MysqlMart {
         if schema.partition.is_some() {
             return Err(MartError::Usage {
                 table,
-                problem: "the table is partitioned; use replace_partitions with the days to replace"
-                    .into(),
+                problem:
+                    "the table is partitioned; use replace_partitions with the days to replace"
+                        .into(),
             });
         }
         check_frame(schema, &table, df, None)?;
@@ -408,15 +413,14 @@ impl MysqlMart {
     ) -> Result<WriteSummary, MartError> {
         let started = Instant::now();
         let rows_per = sql::rows_per_statement(self.rows_per_insert, schema.columns.len());
-        let write_err = |action: &'static str, at: RowSpan, source: mysql_async::Error| {
-            MartError::Write {
+        let write_err =
+            |action: &'static str, at: RowSpan, source: mysql_async::Error| MartError::Write {
                 table: table.to_owned(),
                 partitions: label.to_owned(),
                 action,
                 at,
                 source,
-            }
-        };
+            };
         let mut tx = self
             .conn
             .start_transaction(TxOpts::default())

@@ -152,10 +152,7 @@ mod tests {
         );
         assert_eq!(delete_all(&s), "DELETE FROM `mart_tiny`");
         let q = select(&s, Some("dt"));
-        assert!(
-            q.starts_with("SELECT `dt`, `code`, `name`, "),
-            "{q}"
-        );
+        assert!(q.starts_with("SELECT `dt`, `code`, `name`, "), "{q}");
         assert!(
             q.ends_with("FROM `mart_tiny` WHERE `dt` BETWEEN ? AND ? ORDER BY `dt`, `code`"),
             "{q}"
@@ -167,7 +164,10 @@ mod tests {
     fn create_table_is_one_statement_in_utf8mb4_bin() {
         let s = tiny_schema();
         let ddl = create_table(&s);
-        assert!(ddl.starts_with("CREATE TABLE IF NOT EXISTS `mart_tiny` ("), "{ddl}");
+        assert!(
+            ddl.starts_with("CREATE TABLE IF NOT EXISTS `mart_tiny` ("),
+            "{ddl}"
+        );
         assert!(!ddl.ends_with(';'), "{ddl}");
         assert!(ddl.contains("CHARSET=utf8mb4 COLLATE=utf8mb4_bin"), "{ddl}");
     }
