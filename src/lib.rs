@@ -8,6 +8,7 @@ pub mod ingest;
 pub mod lake;
 pub mod mart;
 pub mod model;
+pub mod pipeline;
 pub mod process;
 pub mod schema;
 pub mod sim;

@@ -48,9 +48,14 @@ pub async fn run_backtest(
     let evaluation = evaluate(events, installs, &history, params, run_id, started)?;
     let partitions_written = write_evaluation(lake, &evaluation, params, run_id, started).await?;
     if !evaluation.choices.is_empty() {
-        let mut doc: ModelChoice = lake.read_state(CHOICE_KEY).await?.unwrap_or_default();
-        doc.merge(params.window_days, &evaluation.choices);
-        lake.write_state(CHOICE_KEY, &doc).await?;
+        // A conditional update: a backtest running beside this one (another recompute)
+        // keeps its horizons' choices.
+        lake.update_state::<ModelChoice, _>(CHOICE_KEY, |doc| {
+            let mut doc = doc.unwrap_or_default();
+            doc.merge(params.window_days, &evaluation.choices);
+            doc
+        })
+        .await?;
     }
     Ok(BacktestOutput {
         run_id: run_id.to_string(),

@@ -2,12 +2,14 @@
 //! stdout; logs and progress go to stderr.
 #![allow(clippy::print_stdout)]
 
+mod bench;
 mod btyd;
 mod calculate;
 mod cleanse;
 mod ingest;
 mod lake;
 mod logging;
+mod run;
 mod schema;
 mod simulate;
 
@@ -84,6 +86,19 @@ pub enum Command {
     /// Fit the models on every mature cohort, predict each user with a complete window at
     /// every horizon, save the models under _state/models/ and print campaign pLTV.
     Predict(calculate::PredictArgs),
+    /// The nightly job: ingest (new days, restatement window), cleanse, process, calculate,
+    /// marts to the lake and MySQL. Resumes a failed run of the same date at the stage that
+    /// failed.
+    Run(run::RunArgs),
+    /// Rebuild a range of days: cleanse, process, calculate, marts, publish (or the stages
+    /// named with --stage).
+    Recompute(run::RecomputeArgs),
+    /// Simulate a world (90 days by default), serve it through the local API servers, run the
+    /// nightly job over it and print each campaign's predicted and true D90 revenue.
+    Demo(run::DemoArgs),
+    /// Simulate a history and run the nightly job over it stage by stage: rows, seconds,
+    /// rows/s and peak memory per stage, written as JSON under benches/results/.
+    Bench(bench::BenchArgs),
 }
 
 /// Runs a parsed command line. Errors carry their whole cause chain for `main` to print.
@@ -98,6 +113,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Btyd(args) => btyd::run(args),
         Command::Backtest(args) => calculate::backtest(&cli.global, args).await,
         Command::Predict(args) => calculate::predict(&cli.global, args).await,
+        Command::Run(args) => run::run(&cli.global, args).await,
+        Command::Recompute(args) => run::recompute(&cli.global, args).await,
+        Command::Demo(args) => run::demo(&cli.global, args).await,
+        Command::Bench(args) => bench::run(&cli.global, args).await,
     }
 }
 

@@ -27,23 +27,35 @@ pub struct SimulateArgs {
     pub json: bool,
 }
 
-pub async fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<()> {
-    let config = load_config(global)?;
+/// The config's `[sim]` with the command line's overrides.
+pub(super) fn sim_config(
+    global: &GlobalArgs,
+    config: &crate::config::PipelineConfig,
+    days: Option<NonZeroU32>,
+    users_per_day: Option<u32>,
+    seed: Option<u64>,
+) -> anyhow::Result<crate::config::SimConfig> {
     let mut sim = config.sim.clone().with_context(|| {
         format!(
             "pipeline {} has no [sim] section: nothing to simulate",
             global.pipeline.display()
         )
     })?;
-    if let Some(d) = args.days {
+    if let Some(d) = days {
         sim.days = d;
     }
-    if let Some(u) = args.users_per_day {
+    if let Some(u) = users_per_day {
         sim.users_per_day = u;
     }
-    if let Some(s) = args.seed {
+    if let Some(s) = seed {
         sim.seed = s;
     }
+    Ok(sim)
+}
+
+pub async fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<()> {
+    let config = load_config(global)?;
+    let mut sim = sim_config(global, &config, args.days, args.users_per_day, args.seed)?;
     if let Some(s) = args.start {
         sim.start_date = s;
     }

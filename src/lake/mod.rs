@@ -11,6 +11,7 @@ mod manifest;
 mod scan;
 mod state;
 mod sweep;
+mod update;
 mod write;
 
 use std::path::PathBuf;
@@ -87,6 +88,8 @@ pub enum LakeError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("state {key}: still contended after {attempts} conditional writes")]
+    Contended { key: String, attempts: u32 },
     #[error("state {key} is not valid JSON")]
     BadState {
         key: String,

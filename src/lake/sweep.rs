@@ -83,3 +83,38 @@ impl Lake {
         Ok(report)
     }
 }
+
+impl Lake {
+    /// Whether the lake holds no object at all.
+    pub async fn is_empty(&self) -> Result<bool, LakeError> {
+        let prefix = (!self.prefix.as_ref().is_empty()).then_some(&self.prefix);
+        let first = self
+            .store
+            .list(prefix)
+            .try_next()
+            .await
+            .map_err(|e| self.store_error("list", "", e))?;
+        Ok(first.is_none())
+    }
+
+    /// Deletes every object of the lake (`ltv demo --overwrite`); returns how many.
+    pub async fn clear(&self) -> Result<u64, LakeError> {
+        let prefix = (!self.prefix.as_ref().is_empty()).then_some(&self.prefix);
+        let objects: Vec<_> = self
+            .store
+            .list(prefix)
+            .try_collect()
+            .await
+            .map_err(|e| self.store_error("list", "", e))?;
+        let mut removed = 0;
+        for meta in objects {
+            let rel = self.relative(&meta.location).to_string();
+            self.store
+                .delete(&meta.location)
+                .await
+                .map_err(|e| self.store_error("delete", &rel, e))?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+}

@@ -1,6 +1,9 @@
-//! Marts in MySQL: the tables analysts and dashboards query, written from the same frames as
-//! the lake's `mart/` layer and described by the same schema files (`schemas/mart/`).
+//! The marts: the tables analysts and dashboards query, built from the clean layer and the
+//! predictions, written to the lake's `mart/` layer and published from there to MySQL,
+//! described by the same schema files (`schemas/mart/`).
 //!
+//! - build/: each mart as a lazy plan ([`build`]).
+//! - stage.rs: the stage: build and write to the lake, publish the lake's marts to MySQL.
 //! - [`MysqlMart`] (mysql.rs): connect, create tables from the schema DDL, replace partitions
 //!   or whole tables inside one transaction each, read a mart back as a typed frame.
 //! - encode.rs / decode.rs: Polars values to MySQL parameters and back, by the schema's types.
@@ -11,14 +14,20 @@
 //! nothing else. A write that fails (bad value, lost connection, server error) leaves the rows
 //! the table held before it.
 
+pub mod build;
 mod decode;
 mod encode;
 mod error;
 mod mysql;
 mod sql;
+mod stage;
 
 pub use error::{MartError, RowSpan, redact_url};
 pub use mysql::{DEFAULT_ROWS_PER_INSERT, MysqlMart, WriteSummary};
+pub use stage::{
+    MART_TABLES, MartOutput, MartStageError, MartWrite, build_marts, mart_params, publish_marts,
+    write_user_ltv,
+};
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -1,0 +1,182 @@
+//! `ltv run` (the nightly job), `ltv recompute` (an analyst's rebuild of a range) and
+//! `ltv demo` (a simulated world through the whole job).
+
+use std::num::NonZeroU32;
+
+use anyhow::bail;
+use chrono::{NaiveDate, Utc};
+use clap::Args;
+
+use super::{GlobalArgs, load_config, open_lake, peak_memory_bytes};
+use crate::config::std_env;
+use crate::pipeline::{
+    BacktestPolicy, DemoRequest, RunKind, RunReport, RunRequest, Stage, run_demo, run_pipeline,
+};
+
+fn parse_stage(s: &str) -> Result<Stage, String> {
+    Stage::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = Stage::ALL.iter().map(|s| s.name()).collect();
+        format!("unknown stage {s:?}; stages: {}", names.join(", "))
+    })
+}
+
+fn parse_backtest(s: &str) -> Result<BacktestPolicy, String> {
+    match s {
+        "auto" => Ok(BacktestPolicy::Auto),
+        "always" => Ok(BacktestPolicy::Always),
+        "never" => Ok(BacktestPolicy::Never),
+        _ => Err(format!("{s:?}: expected auto, always or never")),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run as of this day (UTC), YYYY-MM-DD: data through the day before. Default: today.
+    #[arg(long)]
+    pub date: Option<NaiveDate>,
+    /// Run every stage again, even those this date's earlier run finished.
+    #[arg(long)]
+    pub fresh: bool,
+    /// When to backtest before predicting: auto (weekly), always, never.
+    #[arg(long, default_value = "auto", value_parser = parse_backtest)]
+    pub backtest: BacktestPolicy,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RecomputeArgs {
+    /// First day to rebuild, YYYY-MM-DD.
+    #[arg(long)]
+    pub from: NaiveDate,
+    /// Last day to rebuild, YYYY-MM-DD (inclusive).
+    #[arg(long)]
+    pub to: NaiveDate,
+    /// Run only this stage; repeat for several (default: cleanse, process, calculate,
+    /// marts, publish; `ingest` re-pulls the range from the sources).
+    #[arg(long = "stage", value_parser = parse_stage)]
+    pub stages: Vec<Stage>,
+    /// Run the stages again even if this range's earlier recompute finished them.
+    #[arg(long)]
+    pub fresh: bool,
+    /// When to backtest before predicting: auto (weekly), always, never.
+    #[arg(long, default_value = "never", value_parser = parse_backtest)]
+    pub backtest: BacktestPolicy,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Days of the simulated world (default: the config's `sim.days`, 90 in the demo).
+    #[arg(long)]
+    pub days: Option<NonZeroU32>,
+    /// Installs per day (default: the config's `sim.users_per_day`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(100..=1_000_000))]
+    pub users_per_day: Option<u32>,
+    /// Seed of the world.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Clear the lake first when it is not empty (everything in it is deleted).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<()> {
+    let config = load_config(global)?;
+    let lake = open_lake(global, &config)?;
+    let date = args.date.unwrap_or_else(|| Utc::now().date_naive());
+    let mut request = RunRequest::new(RunKind::Nightly { date }, &std_env);
+    request.fresh = args.fresh;
+    request.backtest = args.backtest;
+    request.progress = !args.json;
+    let report = run_pipeline(&config, &lake, request).await?;
+    finish(&report, args.json)
+}
+
+pub async fn recompute(global: &GlobalArgs, args: RecomputeArgs) -> anyhow::Result<()> {
+    if args.to < args.from {
+        bail!("--to {} is before --from {}", args.to, args.from);
+    }
+    let config = load_config(global)?;
+    let lake = open_lake(global, &config)?;
+    let mut request = RunRequest::new(
+        RunKind::Recompute {
+            from: args.from,
+            to: args.to,
+        },
+        &std_env,
+    );
+    request.stages = if args.stages.is_empty() {
+        Stage::ALL
+            .into_iter()
+            .filter(|s| *s != Stage::Ingest)
+            .collect()
+    } else {
+        args.stages
+    };
+    request.fresh = args.fresh;
+    request.backtest = args.backtest;
+    request.progress = !args.json;
+    let report = run_pipeline(&config, &lake, request).await?;
+    finish(&report, args.json)
+}
+
+fn finish(report: &RunReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        let mut value = serde_json::to_value(report)?;
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert("peak_memory_bytes".into(), peak_memory_bytes().into());
+        }
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print!("{report}");
+    }
+    if let Some((stage, error)) = report.failed() {
+        bail!(
+            "stage {stage} failed: {error}\nthe stages before it stay done; run the same command again to resume from {stage}"
+        );
+    }
+    Ok(())
+}
+
+pub async fn demo(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
+    let config = load_config(global)?;
+    let sim =
+        super::simulate::sim_config(global, &config, args.days, args.users_per_day, args.seed)?;
+    let lake = open_lake(global, &config)?;
+    if !lake.is_empty().await? {
+        if !args.overwrite {
+            bail!(
+                "lake {} is not empty; the demo simulates a new world into an empty lake: pass \
+                 --overwrite to clear it, or --lake to choose another",
+                lake.url()
+            );
+        }
+        let removed = lake.clear().await?;
+        tracing::info!(lake = %lake.url(), removed, "Cleared the lake.");
+    }
+    let started = std::time::Instant::now();
+    let output = run_demo(&config, &lake, DemoRequest { sim }, &std_env).await?;
+    if args.json {
+        let mut value = serde_json::to_value(&output)?;
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert("seconds".into(), started.elapsed().as_secs_f64().into());
+            obj.insert("peak_memory_bytes".into(), peak_memory_bytes().into());
+        }
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print!("{output}");
+        println!("lake: {}", lake.url());
+        println!("demo seconds: {:.1}", started.elapsed().as_secs_f64());
+    }
+    if let Some((stage, error)) = output.run.failed() {
+        bail!("the demo's nightly run failed at {stage}: {error}");
+    }
+    Ok(())
+}

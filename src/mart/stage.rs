@@ -1,0 +1,286 @@
+//! The marts stage: build every mart from the lake's clean layer and predictions, write it
+//! to the lake's `mart/` layer, and publish the lake's marts to MySQL.
+//!
+//! The lake is the source of truth: `publish` copies whole partitions from it, so MySQL
+//! holds exactly what the lake holds (a rerun of publish after a failed one needs nothing
+//! recomputed). Each mart is rebuilt over the whole history on every run: the revenue and
+//! retention of older cohorts grow as their users keep paying, and predictions are refitted
+//! nightly.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+use serde::Serialize;
+
+use super::build::{
+    MartParams, campaign_daily, channel_summary, cohort_ltv, data_quality, user_facts, user_ltv,
+};
+use super::{MartError, MysqlMart};
+use crate::config::PipelineConfig;
+use crate::features::{CriticalPathParams, FeatureError, critical_paths, epoch_ms};
+use crate::lake::{DateRange, Lake, LakeError};
+use crate::model::predict::Predictions;
+use crate::schema::{Registry, SchemaError, TableSchema};
+
+/// Every mart, in the order they are published.
+pub const MART_TABLES: [&str; 8] = [
+    "mart.campaign_daily",
+    "mart.cohort_ltv",
+    "mart.channel_summary",
+    "mart.user_ltv",
+    "mart.critical_path",
+    "mart.critical_event_lift",
+    "mart.data_quality",
+    "mart.model_evaluation",
+];
+
+/// What the marts stage can fail on, each naming the mart.
+#[derive(Debug, thiserror::Error)]
+pub enum MartStageError {
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error(transparent)]
+    Lake(#[from] LakeError),
+    #[error("building {table}: {source}")]
+    Polars {
+        table: &'static str,
+        source: PolarsError,
+    },
+    #[error("building the critical-path marts: {0}")]
+    Features(#[from] FeatureError),
+    #[error("publishing {table} to MySQL: {source}")]
+    Mysql { table: String, source: MartError },
+    #[error("the clean layer has no events: run the cleanse, process and calculate stages first")]
+    NoData,
+}
+
+/// What one mart's write did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MartWrite {
+    pub partitions: usize,
+    pub rows: u64,
+    pub seconds: f64,
+}
+
+/// What the stage wrote, by qualified table name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MartOutput {
+    pub tables: BTreeMap<String, MartWrite>,
+}
+
+impl MartOutput {
+    pub fn rows(&self) -> u64 {
+        self.tables.values().map(|t| t.rows).sum()
+    }
+}
+
+/// The mart parameters of a pipeline, for data ending at `data_end_ms`.
+pub fn mart_params(config: &PipelineConfig, data_end_ms: i64) -> MartParams {
+    let mut horizons = config.analysis.horizons.clone();
+    horizons.sort_unstable();
+    horizons.dedup();
+    MartParams {
+        currency: config.pipeline.reporting_currency.code().to_string(),
+        horizons,
+        window_days: config.analysis.primary_observation_days,
+        data_end_ms,
+    }
+}
+
+fn table(name: &str) -> Result<&'static TableSchema, MartStageError> {
+    Ok(Registry::embedded()?.get(name)?)
+}
+
+/// Writes the predictions as `mart.user_ltv`, one partition per install date.
+pub async fn write_user_ltv(
+    config: &PipelineConfig,
+    lake: &Lake,
+    predictions: &Predictions,
+) -> Result<MartWrite, MartStageError> {
+    let started = Instant::now();
+    let params = mart_params(config, predictions.data_end.timestamp_millis());
+    let df = user_ltv(
+        predictions.users.clone().lazy(),
+        &predictions.horizons,
+        &params,
+    )
+    .collect()
+    .map_err(polars("mart.user_ltv"))?;
+    write_days(lake, table("mart.user_ltv")?, df, started).await
+}
+
+/// Builds the marts other than `mart.user_ltv` (the calculate stage's) and
+/// `mart.model_evaluation` (the backtest's) from the lake and writes them to it.
+pub async fn build_marts(
+    config: &PipelineConfig,
+    lake: &Lake,
+) -> Result<MartOutput, MartStageError> {
+    let all = DateRange::all();
+    let installs = lake.scan(table("clean.installs")?, all).await?;
+    let events = lake.scan(table("clean.events")?, all).await?;
+    let channel_daily = lake.scan(table("clean.campaign_daily")?, all).await?;
+    let predictions = lake.scan(table("mart.user_ltv")?, all).await?;
+    let quality = lake.scan(table("clean.data_quality")?, all).await?;
+
+    let end = events
+        .clone()
+        .select([epoch_ms(col("time")).max().alias("end")])
+        .collect()
+        .map_err(polars("clean.events: data end"))?;
+    let data_end_ms = end
+        .column("end")
+        .and_then(|c| c.i64().map(|c| c.get(0)))
+        .map_err(polars("clean.events: data end"))?
+        .ok_or(MartStageError::NoData)?;
+    let params = mart_params(config, data_end_ms);
+    let mut out = MartOutput::default();
+
+    let started = Instant::now();
+    let facts = user_facts(installs.clone(), events.clone(), predictions, &params)
+        .collect()
+        .map_err(polars("user facts"))?;
+    let daily = campaign_daily(
+        facts.clone().lazy(),
+        installs.clone(),
+        channel_daily.clone(),
+        &params,
+    )
+    .collect()
+    .map_err(polars("mart.campaign_daily"))?;
+    let write = write_days(lake, table("mart.campaign_daily")?, daily.clone(), started).await?;
+    out.tables.insert("mart.campaign_daily".into(), write);
+
+    let started = Instant::now();
+    let cohorts = cohort_ltv(facts.lazy(), &params)
+        .and_then(LazyFrame::collect)
+        .map_err(polars("mart.cohort_ltv"))?;
+    let write = write_days(lake, table("mart.cohort_ltv")?, cohorts, started).await?;
+    out.tables.insert("mart.cohort_ltv".into(), write);
+
+    let started = Instant::now();
+    let channels = channel_summary(daily.lazy(), channel_daily, &params)
+        .collect()
+        .map_err(polars("mart.channel_summary"))?;
+    let write = write_days(lake, table("mart.channel_summary")?, channels, started).await?;
+    out.tables.insert("mart.channel_summary".into(), write);
+
+    let started = Instant::now();
+    let dq = data_quality(quality)
+        .collect()
+        .map_err(polars("mart.data_quality"))?;
+    let write = write_days(lake, table("mart.data_quality")?, dq, started).await?;
+    out.tables.insert("mart.data_quality".into(), write);
+
+    let started = Instant::now();
+    let paths = critical_paths(
+        events,
+        installs,
+        &CriticalPathParams::from_analysis(&config.analysis),
+    )?;
+    let path_rows = paths
+        .paths
+        .collect()
+        .map_err(polars("mart.critical_path"))?;
+    let lift_rows = paths
+        .event_lift
+        .collect()
+        .map_err(polars("mart.critical_event_lift"))?;
+    let write = write_days(lake, table("mart.critical_path")?, path_rows, started).await?;
+    out.tables.insert("mart.critical_path".into(), write);
+    let started = Instant::now();
+    let write = write_days(lake, table("mart.critical_event_lift")?, lift_rows, started).await?;
+    out.tables.insert("mart.critical_event_lift".into(), write);
+    Ok(out)
+}
+
+/// Copies every partition of the lake's marts to MySQL, one transaction per mart: a mart
+/// either holds the lake's rows for every day it has, or (on failure) what it held before.
+pub async fn publish_marts(
+    lake: &Lake,
+    mysql: &mut MysqlMart,
+) -> Result<MartOutput, MartStageError> {
+    let mut out = MartOutput::default();
+    for name in MART_TABLES {
+        let started = Instant::now();
+        let schema = table(name)?;
+        let mysql_error = |source| MartStageError::Mysql {
+            table: schema.mysql_table_name(),
+            source,
+        };
+        let days = lake.partitions(schema).await?;
+        mysql.ensure_table(schema).await.map_err(mysql_error)?;
+        if days.is_empty() {
+            out.tables.insert(name.into(), MartWrite::default());
+            continue;
+        }
+        let df = lake
+            .scan(schema, DateRange::all())
+            .await?
+            .collect()
+            .map_err(polars(name))?;
+        let summary = mysql
+            .replace_partitions(schema, &days, &df)
+            .await
+            .map_err(mysql_error)?;
+        out.tables.insert(
+            name.into(),
+            MartWrite {
+                partitions: days.len(),
+                rows: summary.rows_inserted,
+                seconds: started.elapsed().as_secs_f64(),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Writes `df` to the lake one partition per `dt`.
+async fn write_days(
+    lake: &Lake,
+    schema: &TableSchema,
+    df: DataFrame,
+    started: Instant,
+) -> Result<MartWrite, MartStageError> {
+    let name: &'static str = "mart partition";
+    let mut by_day: BTreeMap<NaiveDate, DataFrame> = BTreeMap::new();
+    if df.height() > 0 {
+        for part in df.partition_by_stable(["dt"], true).map_err(polars(name))? {
+            let day = part
+                .column("dt")
+                .and_then(|c| c.cast(&DataType::Int32))
+                .map_err(polars(name))?
+                .i32()
+                .map_err(polars(name))?
+                .get(0)
+                .and_then(|d| NaiveDate::from_num_days_from_ce_opt(d + EPOCH_DAYS_FROM_CE));
+            if let Some(day) = day {
+                by_day.insert(day, part);
+            }
+        }
+    }
+    let mut write = MartWrite {
+        partitions: by_day.len(),
+        ..MartWrite::default()
+    };
+    for (day, part) in by_day {
+        write.rows += part.height() as u64;
+        lake.write_partition(schema, day, part).await?;
+    }
+    write.seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        table = %schema.qualified_name(),
+        partitions = write.partitions,
+        rows = write.rows,
+        "Wrote mart to the lake."
+    );
+    Ok(write)
+}
+
+/// Days from 0001-01-01 to 1970-01-01.
+const EPOCH_DAYS_FROM_CE: i32 = 719_163;
+
+fn polars(table: &'static str) -> impl Fn(PolarsError) -> MartStageError {
+    move |source| MartStageError::Polars { table, source }
+}
