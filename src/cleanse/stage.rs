@@ -500,11 +500,7 @@ async fn load_manual_costs(
     let err = partition_error(source, latest);
     let all = clean_manual_costs(raw, fx, &ctx).collect().map_err(&err)?;
     for part in all.partition_by_stable(["dt"], true).map_err(&err)? {
-        let day = part
-            .column("dt")
-            .and_then(|c| c.date().map(|d| d.as_date_iter().next().flatten()))
-            .map_err(&err)?;
-        if let Some(day) = day {
+        if let Some(day) = crate::lake::partition_day(&part) {
             by_day.insert(day, part);
         }
     }

@@ -1,8 +1,6 @@
 //! `ltv run` (the nightly job), `ltv recompute` (an analyst's rebuild of a range) and
 //! `ltv demo` (a simulated world through the whole job).
 
-use std::num::NonZeroU32;
-
 use anyhow::bail;
 use chrono::{NaiveDate, Utc};
 use clap::Args;
@@ -70,15 +68,9 @@ pub struct RecomputeArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Days of the simulated world (default: the config's `sim.days`, 90 in the demo).
-    #[arg(long)]
-    pub days: Option<NonZeroU32>,
-    /// Installs per day (default: the config's `sim.users_per_day`).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(100..=1_000_000))]
-    pub users_per_day: Option<u32>,
-    /// Seed of the world.
-    #[arg(long)]
-    pub seed: Option<u64>,
+    /// The world (default: the config's `[sim]`, 90 days x 2,000 installs in the demo).
+    #[command(flatten)]
+    pub world: super::simulate::WorldArgs,
     /// Clear the lake first when it is not empty (everything in it is deleted).
     #[arg(long)]
     pub overwrite: bool,
@@ -147,8 +139,7 @@ fn finish(report: &RunReport, json: bool) -> anyhow::Result<()> {
 
 pub async fn demo(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     let config = load_config(global)?;
-    let sim =
-        super::simulate::sim_config(global, &config, args.days, args.users_per_day, args.seed)?;
+    let sim = super::simulate::sim_config(global, &config, &args.world)?;
     let lake = open_lake(global, &config)?;
     if !lake.is_empty().await? {
         if !args.overwrite {

@@ -8,8 +8,10 @@ use clap::Args;
 
 use super::{GlobalArgs, load_config, open_lake, peak_memory_bytes};
 
+/// The size and seed of a simulated world, over the config's `[sim]` (`ltv simulate`,
+/// `ltv demo`).
 #[derive(Debug, Args)]
-pub struct SimulateArgs {
+pub struct WorldArgs {
     /// Days of the world (overrides `sim.days`).
     #[arg(long)]
     pub days: Option<NonZeroU32>,
@@ -19,6 +21,12 @@ pub struct SimulateArgs {
     /// Seed of the world (overrides `sim.seed`).
     #[arg(long)]
     pub seed: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    #[command(flatten)]
+    pub world: WorldArgs,
     /// First day of the world, YYYY-MM-DD (overrides `sim.start_date`).
     #[arg(long)]
     pub start: Option<NaiveDate>,
@@ -31,9 +39,7 @@ pub struct SimulateArgs {
 pub(super) fn sim_config(
     global: &GlobalArgs,
     config: &crate::config::PipelineConfig,
-    days: Option<NonZeroU32>,
-    users_per_day: Option<u32>,
-    seed: Option<u64>,
+    world: &WorldArgs,
 ) -> anyhow::Result<crate::config::SimConfig> {
     let mut sim = config.sim.clone().with_context(|| {
         format!(
@@ -41,13 +47,13 @@ pub(super) fn sim_config(
             global.pipeline.display()
         )
     })?;
-    if let Some(d) = days {
+    if let Some(d) = world.days {
         sim.days = d;
     }
-    if let Some(u) = users_per_day {
+    if let Some(u) = world.users_per_day {
         sim.users_per_day = u;
     }
-    if let Some(s) = seed {
+    if let Some(s) = world.seed {
         sim.seed = s;
     }
     Ok(sim)
@@ -55,7 +61,7 @@ pub(super) fn sim_config(
 
 pub async fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<()> {
     let config = load_config(global)?;
-    let mut sim = sim_config(global, &config, args.days, args.users_per_day, args.seed)?;
+    let mut sim = sim_config(global, &config, &args.world)?;
     if let Some(s) = args.start {
         sim.start_date = s;
     }

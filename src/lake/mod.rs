@@ -263,6 +263,17 @@ impl Lake {
     }
 }
 
+/// The `dt` of a frame's first row: the partition of one part of `partition_by(["dt"])`.
+pub fn partition_day(df: &polars::prelude::DataFrame) -> Option<NaiveDate> {
+    df.column("dt")
+        .ok()?
+        .date()
+        .ok()?
+        .as_date_iter()
+        .next()
+        .flatten()
+}
+
 /// Folder of one table: `<layer>/<table>`.
 pub(crate) fn table_dir(table: &crate::schema::TableSchema) -> String {
     format!("{}/{}", table.layer, table.name)

@@ -20,7 +20,7 @@ use super::build::{
 use super::{MartError, MysqlMart};
 use crate::config::PipelineConfig;
 use crate::features::{CriticalPathParams, FeatureError, critical_paths, epoch_ms};
-use crate::lake::{DateRange, Lake, LakeError};
+use crate::lake::{DateRange, Lake, LakeError, partition_day};
 use crate::model::predict::Predictions;
 use crate::schema::{Registry, SchemaError, TableSchema};
 
@@ -247,15 +247,7 @@ async fn write_days(
     let mut by_day: BTreeMap<NaiveDate, DataFrame> = BTreeMap::new();
     if df.height() > 0 {
         for part in df.partition_by_stable(["dt"], true).map_err(polars(name))? {
-            let day = part
-                .column("dt")
-                .and_then(|c| c.cast(&DataType::Int32))
-                .map_err(polars(name))?
-                .i32()
-                .map_err(polars(name))?
-                .get(0)
-                .and_then(|d| NaiveDate::from_num_days_from_ce_opt(d + EPOCH_DAYS_FROM_CE));
-            if let Some(day) = day {
+            if let Some(day) = partition_day(&part) {
                 by_day.insert(day, part);
             }
         }
@@ -277,9 +269,6 @@ async fn write_days(
     );
     Ok(write)
 }
-
-/// Days from 0001-01-01 to 1970-01-01.
-const EPOCH_DAYS_FROM_CE: i32 = 719_163;
 
 fn polars(table: &'static str) -> impl Fn(PolarsError) -> MartStageError {
     move |source| MartStageError::Polars { table, source }

@@ -6,7 +6,6 @@
 //! are matched through `sim.installs` (the AppsFlyer id of a person's first install is their
 //! `user_key`).
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::Duration;
@@ -135,14 +134,13 @@ async fn scan(lake: &Lake, name: &str) -> Result<LazyFrame, DemoError> {
 }
 
 /// Per campaign: spend and installs from `mart.campaign_daily`, predictions from
-/// `mart.user_ltv`, truth from `truth.users` through `sim.installs`.
+/// `mart.user_ltv`, truth from `truth.users` through `sim.installs`, in one plan.
 async fn compare(lake: &Lake, horizon: u32) -> Result<Vec<DemoCampaign>, DemoError> {
     let keys = [col("channel"), col("campaign_id")];
     let totals = scan(lake, "mart.campaign_daily")
         .await?
         .group_by(keys.clone())
-        .agg([col("spend_micros").sum(), col("installs").sum()])
-        .collect()?;
+        .agg([col("spend_micros").sum(), col("installs").sum()]);
     let truth = scan(lake, "sim.installs")
         .await?
         .select([col("appsflyer_id").alias("user_key"), col("user_id")])
@@ -164,70 +162,69 @@ async fn compare(lake: &Lake, horizon: u32) -> Result<Vec<DemoCampaign>, DemoErr
             [col("user_key")],
             JoinArgs::new(JoinType::Left),
         )
-        .group_by(keys)
+        .group_by(keys.clone())
         .agg([
             len().cast(DataType::Int64).alias("predicted_users"),
             col(format!("pred_d{horizon}_micros")).sum().alias("_pred"),
             col("_true").fill_null(lit(0i64)).sum().alias("_true"),
+        ]);
+    let zero = |name: &str| col(name).fill_null(lit(0i64)).cast(DataType::Int64);
+    let rows = totals
+        .join(
+            predicted,
+            keys.clone(),
+            keys,
+            JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
+        )
+        .select([
+            col("channel"),
+            col("campaign_id"),
+            zero("spend_micros"),
+            zero("installs"),
+            zero("predicted_users"),
+            zero("_pred"),
+            zero("_true"),
         ])
+        // Campaigns that only ever had test traffic have neither installs nor predictions.
+        .filter(
+            col("installs")
+                .gt(lit(0i64))
+                .or(col("predicted_users").gt(lit(0i64)))
+                .or(col("spend_micros").gt(lit(0i64))),
+        )
+        .sort(["channel", "campaign_id"], SortMultipleOptions::default())
         .collect()?;
 
-    let mut rows: BTreeMap<(String, String), DemoCampaign> = BTreeMap::new();
-    let s = |df: &DataFrame, name: &str| -> Result<Vec<String>, PolarsError> {
-        Ok(df
+    let text = |name: &str| -> Result<Vec<String>, PolarsError> {
+        Ok(rows
             .column(name)?
             .str()?
             .iter()
             .map(|v| v.unwrap_or_default().to_string())
             .collect())
     };
-    let i = |df: &DataFrame, name: &str| -> Result<Vec<i64>, PolarsError> {
-        Ok(df
+    let int = |name: &str| -> Result<Vec<i64>, PolarsError> {
+        Ok(rows
             .column(name)?
-            .cast(&DataType::Int64)?
             .i64()?
             .iter()
             .map(|v| v.unwrap_or(0))
             .collect())
     };
-    let blank = |channel: &str, campaign: &str| DemoCampaign {
-        channel: channel.to_string(),
-        campaign_id: campaign.to_string(),
-        spend_micros: 0,
-        installs: 0,
-        predicted_users: 0,
-        predicted_micros: 0,
-        true_micros: 0,
-        error: None,
-    };
-    let (ch, ca) = (s(&totals, "channel")?, s(&totals, "campaign_id")?);
-    let (spend, installs) = (i(&totals, "spend_micros")?, i(&totals, "installs")?);
-    for k in 0..totals.height() {
-        let row = rows
-            .entry((ch[k].clone(), ca[k].clone()))
-            .or_insert_with(|| blank(&ch[k], &ca[k]));
-        row.spend_micros = spend[k];
-        row.installs = installs[k];
-    }
-    let (ch, ca) = (s(&predicted, "channel")?, s(&predicted, "campaign_id")?);
-    let (users, pred, truth) = (
-        i(&predicted, "predicted_users")?,
-        i(&predicted, "_pred")?,
-        i(&predicted, "_true")?,
-    );
-    for k in 0..predicted.height() {
-        let row = rows
-            .entry((ch[k].clone(), ca[k].clone()))
-            .or_insert_with(|| blank(&ch[k], &ca[k]));
-        row.predicted_users = users[k];
-        row.predicted_micros = pred[k];
-        row.true_micros = truth[k];
-        row.error = (truth[k] > 0).then(|| pred[k] as f64 / truth[k] as f64 - 1.0);
-    }
-    // Campaigns that only ever had test traffic have neither installs nor predictions.
-    Ok(rows
-        .into_values()
-        .filter(|r| r.installs > 0 || r.predicted_users > 0 || r.spend_micros > 0)
+    let (channel, campaign) = (text("channel")?, text("campaign_id")?);
+    let (spend, installs) = (int("spend_micros")?, int("installs")?);
+    let (users, pred, truth) = (int("predicted_users")?, int("_pred")?, int("_true")?);
+    Ok((0..rows.height())
+        .map(|k| DemoCampaign {
+            channel: channel[k].clone(),
+            campaign_id: campaign[k].clone(),
+            spend_micros: spend[k],
+            installs: installs[k],
+            predicted_users: users[k],
+            predicted_micros: pred[k],
+            true_micros: truth[k],
+            error: (truth[k] > 0).then(|| pred[k] as f64 / truth[k] as f64 - 1.0),
+        })
         .collect())
 }
 

@@ -332,7 +332,7 @@ async fn write_identities(
         .map_err(&err)?;
     let mut by_day: BTreeMap<NaiveDate, DataFrame> = BTreeMap::new();
     for part in in_range.partition_by_stable(["dt"], true).map_err(&err)? {
-        if let Some(d) = first_date(&part) {
+        if let Some(d) = crate::lake::partition_day(&part) {
             by_day.insert(d, part);
         }
     }
@@ -346,16 +346,6 @@ async fn write_identities(
         out.written(target, dt, rows);
     }
     Ok(())
-}
-
-fn first_date(df: &DataFrame) -> Option<NaiveDate> {
-    df.column("dt")
-        .ok()?
-        .date()
-        .ok()?
-        .as_date_iter()
-        .next()
-        .flatten()
 }
 
 /// Every install of the history with its person, ids filled, Protect360 and the install
@@ -548,7 +538,7 @@ async fn write_installs(
     .map_err(&err)?;
     let mut by_day: BTreeMap<NaiveDate, DataFrame> = BTreeMap::new();
     for part in all.partition_by_stable(["dt"], true).map_err(&err)? {
-        if let Some(d) = first_date(&part) {
+        if let Some(d) = crate::lake::partition_day(&part) {
             by_day.insert(d, part);
         }
     }
@@ -636,7 +626,7 @@ async fn write_campaigns(
         .map_err(&err)?;
     let mut by_day: BTreeMap<NaiveDate, DataFrame> = BTreeMap::new();
     for part in daily.partition_by_stable(["dt"], true).map_err(&err)? {
-        if let Some(d) = first_date(&part) {
+        if let Some(d) = crate::lake::partition_day(&part) {
             by_day.insert(d, part);
         }
     }
