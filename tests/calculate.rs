@@ -10,7 +10,7 @@ mod common;
 use std::num::NonZeroU32;
 
 use chrono::NaiveDate;
-use ltv::calculate::{CalculateError, clean_inputs, run_backtest, run_predict};
+use ltv::calculate::{CalculateError, clean_inputs, run_backtest, run_predict, run_predict_since};
 use ltv::cleanse::run_cleanse;
 use ltv::config::{PipelineConfig, std_env};
 use ltv::features::FeatureParams;
@@ -337,6 +337,44 @@ async fn backtest_then_predict_on_a_simulated_world() {
         .unwrap();
     assert_eq!(rerun.artifacts, out.artifacts);
     assert!(rerun.predictions.users.equals_missing(users));
+
+    // The saved set predicts again without refitting, reading only the days from `since`:
+    // the same numbers for every user as the fit gave.
+    let again = run_predict_since(&lake, PredictParams::new(features.clone()), range().from)
+        .await
+        .unwrap()
+        .expect("the refit saved its model set");
+    assert_eq!(again.artifacts, out.artifacts);
+    assert_same(&again.predictions.users, users);
+    let since = range().from + chrono::Duration::days(12);
+    let late = run_predict_since(&lake, PredictParams::new(features.clone()), since)
+        .await
+        .unwrap()
+        .unwrap();
+    let since_days = (since - NaiveDate::default()).num_days() as i32;
+    let expected = users
+        .clone()
+        .lazy()
+        .filter(
+            col("install_date")
+                .cast(DataType::Int32)
+                .gt_eq(lit(since_days)),
+        )
+        .collect()
+        .unwrap();
+    assert!(expected.height() > 0 && expected.height() < users.height());
+    assert_same(&late.predictions.users, &expected);
+    // Other feature settings do not fit the saved set: the caller must refit.
+    let other = FeatureParams {
+        window_days: 4,
+        ..features.clone()
+    };
+    assert!(
+        run_predict_since(&lake, PredictParams::new(other), since)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let reread: ModelArtifact = load_artifact(&lake, &format!("models/{end}/hurdle_d7"))
         .await
         .unwrap()
@@ -362,6 +400,26 @@ async fn backtest_then_predict_on_a_simulated_world() {
             matches!(h.basis, Basis::Extrapolated { from_days: 3, .. }),
             "{h:?}"
         );
+    }
+}
+
+/// Two prediction frames are equal; else the first column and row that differ.
+fn assert_same(got: &DataFrame, want: &DataFrame) {
+    assert_eq!(got.shape(), want.shape(), "{got}\n{want}");
+    assert_eq!(got.get_column_names(), want.get_column_names());
+    for name in want.get_column_names() {
+        let (g, w) = (got.column(name).unwrap(), want.column(name).unwrap());
+        if !g.equals_missing(w) {
+            let row = (0..w.len())
+                .find(|&i| g.get(i).unwrap() != w.get(i).unwrap())
+                .unwrap_or(0);
+            panic!(
+                "column {name} differs first at row {row}: {:?} vs {:?} ({:?})",
+                g.get(row).unwrap(),
+                w.get(row).unwrap(),
+                want.get_row(row).unwrap()
+            );
+        }
     }
 }
 

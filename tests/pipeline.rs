@@ -311,6 +311,45 @@ async fn nightly_run_publishes_resumes_and_reruns_identically() {
     let rows = mysql.read_table(schema, DateRange::all()).await.unwrap();
     assert_eq!(rows.height(), marts_after_first["mart.user_ltv"].height());
     mysql.close().await.unwrap();
+
+    // --- 4. The next night, with no new data: the saved models predict only the cohorts
+    // near the run's days (older install dates keep their partitions), the critical paths
+    // are kept, and every mart comes out the same.
+    let user_ltv = Registry::embedded().unwrap().get("mart.user_ltv").unwrap();
+    let first_day = lake.partitions(user_ltv).await.unwrap()[0];
+    let old_cohort = lake.manifest(user_ltv, first_day).await.unwrap().unwrap();
+    let next = run_date() + chrono::Duration::days(1);
+    let mut request = RunRequest::new(RunKind::Nightly { date: next }, &std_env);
+    request.stages = vec![
+        Stage::Cleanse,
+        Stage::Process,
+        Stage::Calculate,
+        Stage::Marts,
+    ];
+    let fourth = run_pipeline(&config, &lake, request).await.unwrap();
+    print!("{fourth}");
+    assert!(fourth.failed().is_none(), "{fourth}");
+    let Some(StageStatus::Done(calculate)) = fourth.status(Stage::Calculate) else {
+        panic!("{fourth}")
+    };
+    assert!(
+        calculate.detail.contains("saved models"),
+        "{}",
+        calculate.detail
+    );
+    let still = lake.manifest(user_ltv, first_day).await.unwrap().unwrap();
+    assert_eq!(
+        old_cohort.version, still.version,
+        "an old cohort's predictions were rewritten"
+    );
+    let marts_after_fourth = marts(&lake).await;
+    for (name, df) in &marts_after_first {
+        let again = &marts_after_fourth[name];
+        assert!(
+            df.equals_missing(again),
+            "{name} differs the next night\n{df}\n{again}"
+        );
+    }
 }
 
 /// Totals of the marts against the clean layer and the predictions.
@@ -343,6 +382,23 @@ async fn check_marts(lake: &Lake, marts: &BTreeMap<&'static str, DataFrame>) {
         .collect()
         .unwrap();
     assert_eq!(sum_i64(daily, "installs") as usize, real.height());
+    // Revenue to date comes from `clean.user_daily`; it must be every real user's event
+    // revenue, as the events themselves say.
+    let events = lake_table(lake, "clean.events").await;
+    let real_revenue = events
+        .lazy()
+        .join(
+            real.clone().lazy(),
+            [col("user_key")],
+            [col("user_key")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .select([col("revenue_reporting_micros").sum()])
+        .collect()
+        .unwrap();
+    let real_revenue = sum_i64(&real_revenue, "revenue_reporting_micros");
+    assert!(real_revenue > 0);
+    assert_eq!(sum_i64(daily, "revenue_to_date_micros"), real_revenue);
     let fraud = installs
         .clone()
         .lazy()

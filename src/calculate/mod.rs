@@ -4,8 +4,10 @@
 //! window is complete, and saves each fitted model as a JSON artifact under
 //! `_state/models/<data end>/`.
 //!
-//! Both read the whole clean history (`clean.events`, `clean.installs`): a model learns from
-//! every mature cohort, and a backtest needs the cohorts' futures.
+//! A refit and a backtest read the whole clean history (`clean.events`, `clean.installs`): a
+//! model learns from every mature cohort, and a backtest needs the cohorts' futures. Between
+//! refits (weekly in the nightly run), `run_predict_since` predicts only the cohorts whose
+//! window has closed, with the saved model set, reading only their days.
 
 mod backtest;
 mod predict;
@@ -20,7 +22,7 @@ use crate::model::predict::PredictError;
 use crate::schema::{Registry, SchemaError};
 
 pub use backtest::{BacktestOutput, run_backtest};
-pub use predict::{PredictOutput, run_predict};
+pub use predict::{PredictOutput, run_predict, run_predict_since};
 
 /// What the calculate stage can fail on, each naming what it was doing.
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use polars::prelude::*;
 use serde::Serialize;
 
@@ -12,7 +12,8 @@ use super::{CalculateError, clean_inputs};
 use crate::lake::{DateRange, Lake};
 use crate::model::evaluate::{CHOICE_KEY, ModelChoice};
 use crate::model::predict::{
-    HorizonSummary, PredictParams, Predictions, campaign_predictions, predict, save_artifacts,
+    CURRENT_KEY, CurrentModels, HorizonSummary, PredictParams, Predictions, campaign_predictions,
+    load_artifact, predict, predict_with_artifacts, save_artifacts,
 };
 use crate::schema::Registry;
 
@@ -33,7 +34,8 @@ pub struct PredictOutput {
 }
 
 /// Predicts from the lake's clean layer with the model the last backtest chose for each
-/// horizon (the hurdle where none was chosen) and saves every fitted model.
+/// horizon (the hurdle where none was chosen), saves every fitted model and records the set
+/// as the one that serves the nights until the next refit ([`CURRENT_KEY`]).
 pub async fn run_predict(
     lake: &Lake,
     mut params: PredictParams,
@@ -44,6 +46,76 @@ pub async fn run_predict(
     let (events, installs) = materialise(events, installs)?;
     let predictions = predict(events, installs, &params)?;
     let artifacts = save_artifacts(lake, &predictions.artifacts).await?;
+    let current = CurrentModels::of(&predictions, &params, artifacts.clone());
+    lake.write_state(CURRENT_KEY, &current).await?;
+    summarise(lake, predictions, artifacts).await
+}
+
+/// Predicts, with the saved model set and without refitting, every user installed on
+/// `since` or later whose window has closed: the nightly run's cohorts (see
+/// [`predict_with_artifacts`]). Reads only the installs and events from `since` on (events
+/// from the day before, for clocks that stamp a little before the install).
+///
+/// `None` when there is no saved set, or it was fitted with other feature settings, or one
+/// of its artifacts is gone: the caller refits.
+pub async fn run_predict_since(
+    lake: &Lake,
+    params: PredictParams,
+    since: NaiveDate,
+) -> Result<Option<PredictOutput>, CalculateError> {
+    let Some(current) = lake.read_state::<CurrentModels>(CURRENT_KEY).await? else {
+        return Ok(None);
+    };
+    if !current.fits(&params.features) {
+        tracing::info!("The saved models were fitted with other feature settings: refitting.");
+        return Ok(None);
+    }
+    let mut artifacts = Vec::with_capacity(current.artifacts.len());
+    for key in &current.artifacts {
+        match load_artifact(lake, key).await? {
+            Some(a) => artifacts.push(a),
+            None => {
+                tracing::warn!(key, "A saved model artifact is missing: refitting.");
+                return Ok(None);
+            }
+        }
+    }
+    let registry = Registry::embedded()?;
+    let events = lake
+        .scan(
+            registry.get("clean.events")?,
+            DateRange::new(since - Duration::days(1), NaiveDate::MAX),
+        )
+        .await?;
+    // Installs are partitioned by their UTC day, install dates are in the reporting zone.
+    let installs = lake
+        .scan(
+            registry.get("clean.installs")?,
+            DateRange::new(since - Duration::days(1), NaiveDate::MAX),
+        )
+        .await?
+        .filter(col("report_date").gt_eq(date_lit(since)));
+    let (events, installs) = materialise(events, installs)?;
+    let predictions = predict_with_artifacts(events, installs, &params, &artifacts)?;
+    tracing::info!(
+        since = %since,
+        users = predictions.users.height(),
+        fitted = %current.data_end,
+        "Predicted the new cohorts with the saved models."
+    );
+    Ok(Some(summarise(lake, predictions, current.artifacts).await?))
+}
+
+fn date_lit(day: NaiveDate) -> Expr {
+    lit((day - NaiveDate::default()).num_days() as i32).cast(DataType::Date)
+}
+
+/// The predictions with their per-campaign summary (pLTV and ROAS).
+async fn summarise(
+    lake: &Lake,
+    predictions: Predictions,
+    artifacts: Vec<String>,
+) -> Result<PredictOutput, CalculateError> {
     let campaigns = campaign_predictions(&predictions)?;
     let campaigns = match install_days(&predictions.users)? {
         Some((from, to)) => {

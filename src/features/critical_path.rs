@@ -122,6 +122,12 @@ impl CriticalPathParams {
         Ok(())
     }
 
+    /// Hours after install past which no event changes the analysis: the later of the
+    /// window and the horizon.
+    pub fn reach_hours(&self) -> u32 {
+        self.window_hours.max(self.horizon_hours)
+    }
+
     fn window_ms(&self) -> i64 {
         i64::from(self.window_hours) * HOUR_MS
     }
@@ -145,8 +151,21 @@ pub fn critical_paths(
     installs: LazyFrame,
     params: &CriticalPathParams,
 ) -> Result<CriticalPathPlans, FeatureError> {
-    params.validate()?;
     let end = data_end(events.clone());
+    critical_paths_at(events, installs, end, params)
+}
+
+/// [`critical_paths`] with the data's end given (`end`: one row, `_data_end_ms`), so that
+/// `events` may hold only what the analysis reads: each person's events before install +
+/// [`CriticalPathParams::reach_hours`]. The marts pass such a slice, read with a filter on
+/// `hours_since_install` instead of every event of the history.
+pub fn critical_paths_at(
+    events: LazyFrame,
+    installs: LazyFrame,
+    end: LazyFrame,
+    params: &CriticalPathParams,
+) -> Result<CriticalPathPlans, FeatureError> {
+    params.validate()?;
     let users = covered_users(real_first_installs(installs), end.clone(), params);
     let events = events_since_install(
         events.select([col("user_key"), col("event"), col("time")]),

@@ -16,7 +16,9 @@ pub mod user_features;
 
 use polars::prelude::*;
 
-pub use critical_path::{CriticalPathParams, CriticalPathPlans, critical_paths, top_path_steps};
+pub use critical_path::{
+    CriticalPathParams, CriticalPathPlans, critical_paths, critical_paths_at, top_path_steps,
+};
 pub use user_features::{FeatureParams, user_features};
 
 /// Milliseconds in an hour and a day.

@@ -25,8 +25,8 @@ mod stage;
 pub use error::{MartError, RowSpan, redact_url};
 pub use mysql::{DEFAULT_ROWS_PER_INSERT, MysqlMart, WriteSummary};
 pub use stage::{
-    MART_TABLES, MartOutput, MartStageError, MartWrite, build_marts, mart_params, publish_marts,
-    write_user_ltv,
+    MART_TABLES, MartOutput, MartStageError, MartWrite, PathRefresh, build_marts,
+    clean_data_end_ms, mart_params, publish_marts, write_user_ltv,
 };
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 //!
 //! The lake is the source of truth: `publish` copies whole partitions from it, so MySQL
 //! holds exactly what the lake holds (a rerun of publish after a failed one needs nothing
-//! recomputed). Each mart is rebuilt over the whole history on every run: the revenue and
-//! retention of older cohorts grow as their users keep paying, and predictions are refitted
-//! nightly.
+//! recomputed). The per-campaign marts are rebuilt over the whole history on every run (the
+//! revenue and retention of older cohorts grow as their users keep paying) from compact
+//! inputs: installs, `clean.user_daily` and the predictions, never the raw events.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -19,7 +19,7 @@ use super::build::{
 };
 use super::{MartError, MysqlMart};
 use crate::config::PipelineConfig;
-use crate::features::{CriticalPathParams, FeatureError, critical_paths, epoch_ms};
+use crate::features::{CriticalPathParams, FeatureError, critical_paths_at, epoch_ms};
 use crate::lake::{DateRange, Lake, LakeError, partition_day};
 use crate::model::predict::Predictions;
 use crate::schema::{Registry, SchemaError, TableSchema};
@@ -111,34 +111,63 @@ pub async fn write_user_ltv(
     write_days(lake, table("mart.user_ltv")?, df, started).await
 }
 
+/// When the marts stage rebuilds `mart.critical_path` and `mart.critical_event_lift`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathRefresh {
+    /// On every build (a recompute; an analyst's call).
+    Always,
+    /// Only when the newest `mart.critical_path` partition is at least this many days older
+    /// than the data's end (the nightly run). The analysis reads every cohort's first week
+    /// of events; a week's new cohorts move it little, so it is refreshed with the weekly
+    /// backtest rather than paid for every night.
+    WhenOlderThan(i64),
+}
+
+/// The last event's time in `clean.events`, epoch milliseconds, from its last two
+/// partitions (a partition is an export day: later days hold later events).
+pub async fn clean_data_end_ms(lake: &Lake) -> Result<i64, MartStageError> {
+    let events = table("clean.events")?;
+    let days = lake.partitions(events).await?;
+    let (Some(&last), Some(&from)) = (days.last(), days.iter().rev().nth(1).or(days.last())) else {
+        return Err(MartStageError::NoData);
+    };
+    let end = lake
+        .scan(events, DateRange::new(from, last))
+        .await?
+        .select([epoch_ms(col("time")).max().alias("end")])
+        .collect()
+        .map_err(polars("clean.events: data end"))?;
+    end.column("end")
+        .and_then(|c| c.i64().map(|c| c.get(0)))
+        .map_err(polars("clean.events: data end"))?
+        .ok_or(MartStageError::NoData)
+}
+
 /// Builds the marts other than `mart.user_ltv` (the calculate stage's) and
 /// `mart.model_evaluation` (the backtest's) from the lake and writes them to it.
+///
+/// What it reads over the whole history is compact: installs (a row per install),
+/// `clean.user_daily` (a row per person and active day), the channels' daily rows and the
+/// predictions. The events themselves are read only for the critical paths, only each
+/// person's first `reach_hours`, and only when `paths` asks for them.
 pub async fn build_marts(
     config: &PipelineConfig,
     lake: &Lake,
+    paths: PathRefresh,
 ) -> Result<MartOutput, MartStageError> {
     let all = DateRange::all();
     let installs = lake.scan(table("clean.installs")?, all).await?;
-    let events = lake.scan(table("clean.events")?, all).await?;
+    let user_daily = lake.scan(table("clean.user_daily")?, all).await?;
     let channel_daily = lake.scan(table("clean.campaign_daily")?, all).await?;
     let predictions = lake.scan(table("mart.user_ltv")?, all).await?;
     let quality = lake.scan(table("clean.data_quality")?, all).await?;
 
-    let end = events
-        .clone()
-        .select([epoch_ms(col("time")).max().alias("end")])
-        .collect()
-        .map_err(polars("clean.events: data end"))?;
-    let data_end_ms = end
-        .column("end")
-        .and_then(|c| c.i64().map(|c| c.get(0)))
-        .map_err(polars("clean.events: data end"))?
-        .ok_or(MartStageError::NoData)?;
+    let data_end_ms = clean_data_end_ms(lake).await?;
     let params = mart_params(config, data_end_ms);
     let mut out = MartOutput::default();
 
     let started = Instant::now();
-    let facts = user_facts(installs.clone(), events.clone(), predictions, &params)
+    let facts = user_facts(installs.clone(), user_daily, predictions, &params)
         .collect()
         .map_err(polars("user facts"))?;
     let daily = campaign_daily(
@@ -173,17 +202,59 @@ pub async fn build_marts(
     let write = write_days(lake, table("mart.data_quality")?, dq, started).await?;
     out.tables.insert("mart.data_quality".into(), write);
 
+    if paths_due(lake, paths, data_end_ms).await? {
+        write_critical_paths(config, lake, installs, data_end_ms, &mut out).await?;
+    } else {
+        tracing::info!(
+            "The critical-path marts are less than a week old: kept (they refresh weekly)."
+        );
+    }
+    Ok(out)
+}
+
+/// Whether `paths` asks for the critical-path marts to be rebuilt now.
+async fn paths_due(
+    lake: &Lake,
+    paths: PathRefresh,
+    data_end_ms: i64,
+) -> Result<bool, MartStageError> {
+    let PathRefresh::WhenOlderThan(days) = paths else {
+        return Ok(true);
+    };
+    let newest = lake.partitions(table("mart.critical_path")?).await?;
+    let end_day = data_end_ms.div_euclid(crate::features::DAY_MS);
+    Ok(newest.last().is_none_or(|d| {
+        let day = (*d - NaiveDate::default()).num_days();
+        end_day - day >= days
+    }))
+}
+
+/// `mart.critical_path` and `mart.critical_event_lift` from each person's first
+/// `reach_hours` of events.
+async fn write_critical_paths(
+    config: &PipelineConfig,
+    lake: &Lake,
+    installs: LazyFrame,
+    data_end_ms: i64,
+    out: &mut MartOutput,
+) -> Result<(), MartStageError> {
     let started = Instant::now();
-    let paths = critical_paths(
-        events,
-        installs,
-        &CriticalPathParams::from_analysis(&config.analysis),
-    )?;
-    let path_rows = paths
+    let params = CriticalPathParams::from_analysis(&config.analysis);
+    let reach = i32::try_from(params.reach_hours()).unwrap_or(i32::MAX);
+    let early = lake
+        .scan(table("clean.events")?, DateRange::all())
+        .await?
+        .filter(col("hours_since_install").lt(lit(reach)))
+        .select([col("user_key"), col("event"), col("time")]);
+    let end = df!("_data_end_ms" => [data_end_ms])
+        .map_err(polars("mart.critical_path"))?
+        .lazy();
+    let plans = critical_paths_at(early, installs, end, &params)?;
+    let path_rows = plans
         .paths
         .collect()
         .map_err(polars("mart.critical_path"))?;
-    let lift_rows = paths
+    let lift_rows = plans
         .event_lift
         .collect()
         .map_err(polars("mart.critical_event_lift"))?;
@@ -192,7 +263,7 @@ pub async fn build_marts(
     let started = Instant::now();
     let write = write_days(lake, table("mart.critical_event_lift")?, lift_rows, started).await?;
     out.tables.insert("mart.critical_event_lift".into(), write);
-    Ok(out)
+    Ok(())
 }
 
 /// Copies every partition of the lake's marts to MySQL, one transaction per mart: a mart

@@ -199,36 +199,12 @@ pub fn btyd_predictions(
     users: &DataFrame,
     horizon_days: u32,
 ) -> Result<BtydFit, BtydSkip> {
-    let now_ms = midnight_ms(now);
-    let purchases = known_events
-        .filter(
-            col("event")
-                .eq(lit(FeatureParams::default().purchase_event))
-                .and(col("user_key").is_not_null())
-                .and(col("time").cast(DataType::Int64).lt(lit(now_ms))),
-        )
-        .select([
-            col("user_key"),
-            col("time"),
-            col("revenue_reporting_micros")
-                .cast(DataType::Float64)
-                .fill_null(lit(0.0)),
-        ]);
-    let transactions = purchases.clone().select([
-        col("user_key").alias(CUSTOMER),
-        col("time").dt().date().alias(DATE),
-        col("revenue_reporting_micros").alias(AMOUNT),
-    ]);
-    let window = Calibration {
-        end: now.pred_opt().unwrap_or(now),
-        period: Period::Day,
-    };
-    let summaries = customer_summaries(transactions, &window, true).collect()?;
-    let (customers, spends) = histories(&summaries)?;
-    let bg = bgnbd::fit(&customers)?;
-    let repeat: Vec<RepeatSpend> = customers
+    let known = PurchaseHistories::of(known_events, now)?;
+    let bg = bgnbd::fit(&known.customers)?;
+    let repeat: Vec<RepeatSpend> = known
+        .customers
         .iter()
-        .zip(&spends)
+        .zip(&known.spends)
         .filter_map(|(c, m)| {
             m.filter(|m| *m > 0.0 && c.frequency > 0)
                 .map(|mean_spend| RepeatSpend {
@@ -238,46 +214,123 @@ pub fn btyd_predictions(
         })
         .collect();
     let gg = gamma_gamma::fit(&repeat)?;
-    let by_key: BTreeMap<String, usize> = strings(&summaries, CUSTOMER)?
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, k)| Some((k?, i)))
-        .collect();
-    let horizon_ms = i64::from(horizon_days) * DAY_MS;
-    let seen = revenue_seen(purchases, users, horizon_ms)?;
-    let keys = strings(users, "user_key")?;
-    let installs = users
-        .column("install_time")
-        .and_then(|c| c.cast(&DataType::Int64))?;
-    let installs = installs.i64()?;
-    let predictions = keys
-        .iter()
-        .zip(installs.iter())
-        .map(|(user, install)| {
-            let seen = user
-                .as_ref()
-                .and_then(|u| seen.get(u))
-                .copied()
-                .unwrap_or(0.0);
-            let Some(i) = user.as_ref().and_then(|u| by_key.get(u)) else {
-                return Ok(seen);
-            };
-            let c = &customers[*i];
-            let end = install.unwrap_or(now_ms) + horizon_ms;
-            let t = ((end - now_ms) as f64 / DAY_MS as f64).max(0.0);
-            let repeats = bg.params.conditional_expected_repeats(c, t)?;
-            let spend = gg.params.conditional_expected_spend(&RepeatSpend {
-                frequency: c.frequency,
-                mean_spend: spends[*i].unwrap_or(0.0),
-            });
-            Ok(seen + repeats * spend)
-        })
-        .collect::<Result<Vec<f64>, ModelError>>()?;
+    let predictions = known.predict(&bg, &gg, users, horizon_days)?;
     Ok(BtydFit {
         bgnbd: bg,
         gamma_gamma: gg,
         predictions,
     })
+}
+
+/// [`btyd_predictions`] with a BTYD pair fitted earlier (a saved artifact): the users'
+/// purchase histories to `now` are read from `known_events`, the parameters are not refitted.
+/// The events need only hold the predicted users' purchases.
+pub fn btyd_predictions_with(
+    bgnbd: &BgNbdModel,
+    gamma_gamma: &GammaGammaModel,
+    known_events: LazyFrame,
+    now: NaiveDate,
+    users: &DataFrame,
+    horizon_days: u32,
+) -> Result<Vec<f64>, BtydSkip> {
+    PurchaseHistories::of(known_events, now)?.predict(bgnbd, gamma_gamma, users, horizon_days)
+}
+
+/// Every customer's purchase history before `now`, as BTYD reads it.
+struct PurchaseHistories {
+    now: NaiveDate,
+    /// `user_key`, `time`, `revenue_reporting_micros` (Float64) of the purchases.
+    purchases: LazyFrame,
+    /// Customer index by `user_key`.
+    by_key: BTreeMap<String, usize>,
+    customers: Vec<super::btyd::CustomerHistory>,
+    spends: Vec<Option<f64>>,
+}
+
+impl PurchaseHistories {
+    fn of(known_events: LazyFrame, now: NaiveDate) -> Result<Self, BtydSkip> {
+        let now_ms = midnight_ms(now);
+        let purchases = known_events
+            .filter(
+                col("event")
+                    .eq(lit(FeatureParams::default().purchase_event))
+                    .and(col("user_key").is_not_null())
+                    .and(col("time").cast(DataType::Int64).lt(lit(now_ms))),
+            )
+            .select([
+                col("user_key"),
+                col("time"),
+                col("revenue_reporting_micros")
+                    .cast(DataType::Float64)
+                    .fill_null(lit(0.0)),
+            ]);
+        let transactions = purchases.clone().select([
+            col("user_key").alias(CUSTOMER),
+            col("time").dt().date().alias(DATE),
+            col("revenue_reporting_micros").alias(AMOUNT),
+        ]);
+        let window = Calibration {
+            end: now.pred_opt().unwrap_or(now),
+            period: Period::Day,
+        };
+        let summaries = customer_summaries(transactions, &window, true).collect()?;
+        let (customers, spends) = histories(&summaries)?;
+        let by_key: BTreeMap<String, usize> = strings(&summaries, CUSTOMER)?
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, k)| Some((k?, i)))
+            .collect();
+        Ok(PurchaseHistories {
+            now,
+            purchases,
+            by_key,
+            customers,
+            spends,
+        })
+    }
+
+    /// Each user's revenue before `now` (and their horizon) plus the pair's expected repeat
+    /// revenue from `now` to their horizon.
+    fn predict(
+        &self,
+        bg: &BgNbdModel,
+        gg: &GammaGammaModel,
+        users: &DataFrame,
+        horizon_days: u32,
+    ) -> Result<Vec<f64>, BtydSkip> {
+        let now_ms = midnight_ms(self.now);
+        let horizon_ms = i64::from(horizon_days) * DAY_MS;
+        let seen = revenue_seen(self.purchases.clone(), users, horizon_ms)?;
+        let keys = strings(users, "user_key")?;
+        let installs = users
+            .column("install_time")
+            .and_then(|c| c.cast(&DataType::Int64))?;
+        let installs = installs.i64()?;
+        let predictions = keys
+            .iter()
+            .zip(installs.iter())
+            .map(|(user, install)| {
+                let seen = user
+                    .as_ref()
+                    .and_then(|u| seen.get(u))
+                    .copied()
+                    .unwrap_or(0.0);
+                let Some(i) = user.as_ref().and_then(|u| self.by_key.get(u)) else {
+                    return Ok(seen);
+                };
+                let c = &self.customers[*i];
+                let end = install.unwrap_or(now_ms) + horizon_ms;
+                let t = ((end - now_ms) as f64 / DAY_MS as f64).max(0.0);
+                let repeats = bg.params.conditional_expected_repeats(c, t)?;
+                let spend = gg.params.conditional_expected_spend(&RepeatSpend {
+                    frequency: c.frequency,
+                    mean_spend: self.spends[*i].unwrap_or(0.0),
+                });
+                Ok(seen + repeats * spend)
+            })
+            .collect::<Result<Vec<f64>, ModelError>>()?;
+        Ok(predictions)
+    }
 }
 
 /// Each user's purchase revenue before their horizon, among `purchases` (`user_key`, `time`,

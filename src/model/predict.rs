@@ -28,8 +28,8 @@ use super::campaign::{CampaignLtv, seed_of};
 use super::curve::{RevenueCurve, daily_activity};
 use super::design::{floats, strings};
 use super::fit::{
-    ModelKind, UserModels, btyd_predictions, fit_user_models, label_column, mature_column,
-    multiplier_predictions, rows,
+    ModelKind, UserModels, btyd_predictions, btyd_predictions_with, fit_user_models, label_column,
+    mature_column, multiplier_predictions, rows,
 };
 use super::hurdle::{Hurdle, HurdleParams};
 use super::metrics;
@@ -85,6 +85,13 @@ pub enum PredictError {
     NoCurve { horizon: u32, error: ModelError },
     #[error("saving model artifacts: {0}")]
     Lake(#[from] LakeError),
+    #[error(
+        "D{horizon}: the saved model set has no artifact that served this horizon; refit \
+         (`ltv run --backtest always` or `ltv predict`)"
+    )]
+    MissingArtifact { horizon: u32 },
+    #[error("D{horizon}: predicting with the saved BTYD pair: {error}")]
+    Btyd { horizon: u32, error: String },
     #[error("model artifact {key}: {error}")]
     Artifact {
         key: String,
@@ -200,14 +207,9 @@ pub struct Predictions {
     pub artifacts: Vec<ModelArtifact>,
 }
 
-/// Fits and predicts; see the module documentation.
-#[tracing::instrument(level = "debug", skip_all)]
-pub fn predict(
-    events: LazyFrame,
-    installs: LazyFrame,
-    params: &PredictParams,
-) -> Result<Predictions, PredictError> {
-    let fp = &params.features;
+/// The last event's time, and "now" for BTYD: the midnight after it, so that the whole last
+/// day counts.
+fn data_end(events: &LazyFrame) -> Result<(DateTime<Utc>, NaiveDate), PredictError> {
     let end_ms = events
         .clone()
         .select([epoch_ms(col("time")).max().alias("end")])
@@ -217,11 +219,19 @@ pub fn predict(
         .get(0)
         .ok_or(PredictError::NoData)?;
     let data_end = DateTime::from_timestamp_millis(end_ms).ok_or(PredictError::NoData)?;
-    // "Now" for BTYD: the midnight after the last event, so the whole last day counts.
-    let now = data_end
-        .date_naive()
-        .succ_opt()
-        .unwrap_or(data_end.date_naive());
+    let day = data_end.date_naive();
+    Ok((data_end, day.succ_opt().unwrap_or(day)))
+}
+
+/// Fits and predicts; see the module documentation.
+#[tracing::instrument(level = "debug", skip_all)]
+pub fn predict(
+    events: LazyFrame,
+    installs: LazyFrame,
+    params: &PredictParams,
+) -> Result<Predictions, PredictError> {
+    let fp = &params.features;
+    let (data_end, now) = data_end(&events)?;
     let features = user_features(events.clone(), installs.clone(), fp)?.collect()?;
     let users = features
         .clone()
@@ -380,6 +390,144 @@ pub fn predict(
         users,
         horizons,
         artifacts,
+    })
+}
+
+/// `_state/` key of the record naming the model set that serves predictions now.
+pub const CURRENT_KEY: &str = "models/current";
+
+/// The model set a refit left to serve the nights until the next one: which artifacts, and
+/// the settings they were fitted with (a night whose settings differ must refit).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CurrentModels {
+    pub format: u32,
+    /// The last event the fit saw.
+    pub data_end: DateTime<Utc>,
+    /// The feature settings (window, horizons, events) as text: the design reads columns by
+    /// these names, so any change means a refit.
+    pub features: String,
+    /// Keys under `_state/` of every artifact of the set.
+    pub artifacts: Vec<String>,
+}
+
+impl CurrentModels {
+    /// The record of a refit's artifacts.
+    pub fn of(predictions: &Predictions, params: &PredictParams, artifacts: Vec<String>) -> Self {
+        CurrentModels {
+            format: ARTIFACT_FORMAT,
+            data_end: predictions.data_end,
+            features: feature_fingerprint(&params.features),
+            artifacts,
+        }
+    }
+
+    /// Whether the set was fitted with these feature settings.
+    pub fn fits(&self, features: &FeatureParams) -> bool {
+        self.format == ARTIFACT_FORMAT && self.features == feature_fingerprint(features)
+    }
+}
+
+fn feature_fingerprint(features: &FeatureParams) -> String {
+    format!("{features:?}")
+}
+
+/// Predicts the window-complete users of `events` and `installs` with saved models, without
+/// refitting: for each horizon the artifact that served it at the fit, applied as it was
+/// (the hurdle or the multiplier on the user's window, BTYD's fitted pair on their
+/// purchases, an extrapolated horizon's ratio on its base). Given the same users and
+/// events, this is exactly what the fit predicted.
+///
+/// The frames need hold only the users to predict and their events (a nightly run passes
+/// the cohorts whose window closed since the last one).
+#[tracing::instrument(level = "debug", skip_all)]
+pub fn predict_with_artifacts(
+    events: LazyFrame,
+    installs: LazyFrame,
+    params: &PredictParams,
+    artifacts: &[ModelArtifact],
+) -> Result<Predictions, PredictError> {
+    let fp = &params.features;
+    let (data_end, now) = data_end(&events)?;
+    let users = user_features(events.clone(), installs, fp)?
+        .filter(col("window_complete"))
+        .collect()?;
+    let window_revenue: Vec<f64> = zeros(floats(&users, "revenue_micros"))?;
+    let window_pay: Vec<f64> = window_revenue
+        .iter()
+        .map(|v| f64::from(u8::from(*v > 0.0)))
+        .collect();
+
+    let mut out = Outputs::default();
+    // Each horizon's predictions and P(pay), as the base of extrapolated ones.
+    let mut done: BTreeMap<u32, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    for &h in &fp.horizons {
+        let me = |error| PredictError::Model { horizon: h, error };
+        let served = artifacts
+            .iter()
+            .find(|a| a.horizon_days == h && a.serves_predictions)
+            .ok_or(PredictError::MissingArtifact { horizon: h })?;
+        let (predicted, p_pay, extrapolated, mature) = match &served.basis {
+            Basis::Trained {
+                model,
+                training_users,
+                ..
+            } => {
+                let hurdle = artifacts
+                    .iter()
+                    .find_map(|a| match (&a.fitted, a.horizon_days == h) {
+                        (Some(FittedModel::Hurdle(m)), true) => Some(m),
+                        _ => None,
+                    })
+                    .ok_or(PredictError::MissingArtifact { horizon: h })?;
+                let rows = rows(&hurdle.design, &users, None).map_err(me)?;
+                let p_pay = hurdle.pay_probability(&rows);
+                let predicted = match (model, &served.fitted) {
+                    (ModelKind::Hurdle, _) => hurdle.predict(&rows).map_err(me)?,
+                    (ModelKind::Multiplier, Some(FittedModel::Multiplier(m))) => {
+                        multiplier_predictions(m, &users, &rows).map_err(me)?
+                    }
+                    (ModelKind::Btyd, Some(FittedModel::Btyd { bgnbd, gamma_gamma })) => {
+                        btyd_predictions_with(bgnbd, gamma_gamma, events.clone(), now, &users, h)
+                            .map_err(|e| PredictError::Btyd {
+                                horizon: h,
+                                error: e.to_string(),
+                            })?
+                    }
+                    _ => return Err(PredictError::MissingArtifact { horizon: h }),
+                };
+                (predicted, p_pay, false, *training_users)
+            }
+            Basis::Extrapolated {
+                from_days,
+                ratio,
+                mature_users,
+            } => {
+                let (base, pay) = match done.get(from_days) {
+                    Some((p, pay)) => (p.clone(), pay.clone()),
+                    None => (window_revenue.clone(), window_pay.clone()),
+                };
+                (
+                    base.iter().map(|p| p * ratio).collect(),
+                    pay,
+                    true,
+                    *mature_users,
+                )
+            }
+        };
+        out.add(h, &predicted, &p_pay, extrapolated);
+        out.horizons.push(HorizonSummary {
+            horizon_days: h,
+            mature_users: mature,
+            basis: served.basis.clone(),
+        });
+        done.insert(h, (predicted, p_pay));
+    }
+    let users = out.frame(&users, &window_revenue)?;
+    Ok(Predictions {
+        data_end,
+        users,
+        horizons: out.horizons,
+        artifacts: Vec::new(),
     })
 }
 

@@ -12,9 +12,12 @@
 //! - cleanse and process: the run's days. Nightly, from the day after the clean layer's
 //!   watermark (or `history_start`), at the latest from the start of the restatement window,
 //!   to yesterday.
-//! - calculate: a backtest when one is due (weekly by default), then predictions for every
-//!   user whose window has closed (`mart.user_ltv`): models learn from the whole history.
-//! - marts: every mart rebuilt from the clean layer and `mart.user_ltv`.
+//! - calculate: when a backtest is due (weekly by default, or no model is saved), the
+//!   backtest and a refit on the whole history that predicts every user whose window has
+//!   closed; on the other nights, the saved models predict only the cohorts whose window
+//!   closed or whose events the run rewrote (`mart.user_ltv`, those install dates).
+//! - marts: the per-campaign marts rebuilt from installs, `clean.user_daily` and
+//!   `mart.user_ltv`; the critical paths weekly on a nightly run, every time on a recompute.
 //! - publish: every mart copied from the lake to MySQL when a URL is configured.
 
 use std::fmt;
@@ -28,7 +31,7 @@ use super::record::{
     CLEANED_THROUGH_KEY, LAST_BACKTEST_KEY, RunRecord, StageRecord, advance_watermark,
     read_watermark,
 };
-use crate::calculate::{CalculateError, run_backtest, run_predict};
+use crate::calculate::{CalculateError, run_backtest, run_predict, run_predict_since};
 use crate::cleanse::{CleanseError, StageOutput, run_cleanse};
 use crate::config::{ConfigError, PipelineConfig};
 use crate::features::{FeatureError, FeatureParams};
@@ -36,7 +39,7 @@ use crate::ingest::schedule::{Mode, Progress};
 use crate::ingest::{IngestError, IngestRequest, run_ingest};
 use crate::lake::{DateRange, Lake, LakeError, unique_suffix};
 use crate::mart::{
-    MartError, MartStageError, MysqlMart, build_marts, publish_marts, write_user_ltv,
+    MartError, MartStageError, MysqlMart, PathRefresh, build_marts, publish_marts, write_user_ltv,
 };
 use crate::model::evaluate::EvaluationParams;
 use crate::model::hurdle::HurdleParams;
@@ -361,9 +364,13 @@ async fn run_stage(
             }
             Ok(outcome)
         }
-        Stage::Calculate => calculate(config, lake, request, &run_id).await,
+        Stage::Calculate => calculate(config, lake, request, range, &run_id).await,
         Stage::Marts => {
-            let out = build_marts(config, lake).await?;
+            let paths = match request.kind {
+                RunKind::Nightly { .. } => PathRefresh::WhenOlderThan(BACKTEST_EVERY_DAYS),
+                RunKind::Recompute { .. } => PathRefresh::Always,
+            };
+            let out = build_marts(config, lake, paths).await?;
             let detail = out
                 .tables
                 .iter()
@@ -415,11 +422,13 @@ fn clean_outcome(out: &StageOutput) -> Result<Outcome, PipelineError> {
     })
 }
 
-/// Backtest when due, then predict and write `mart.user_ltv`.
+/// Backtest and refit when due, else predict the cohorts whose window closed with the saved
+/// models; write `mart.user_ltv` for the predicted install dates.
 async fn calculate(
     config: &PipelineConfig,
     lake: &Lake,
     request: &RunRequest<'_>,
+    range: DateRange,
     run_id: &str,
 ) -> Result<Outcome, PipelineError> {
     let features = FeatureParams::from_analysis(&config.analysis);
@@ -462,10 +471,23 @@ async fn calculate(
             }
         ));
     }
-    let predicted = run_predict(lake, PredictParams::new(features)).await?;
+    // A user's window is days [install, install + K]; tonight's range rewrote the events
+    // from `range.from`, so cohorts installed K + 1 days before it may have changed, and
+    // every cohort that closed since the last run is after that.
+    let since = range.from - Duration::days(i64::from(features.window_days) + 1);
+    let params = PredictParams::new(features);
+    let saved = if due {
+        None
+    } else {
+        run_predict_since(lake, params.clone(), since).await?
+    };
+    let (predicted, how) = match saved {
+        Some(p) => (p, format!("installed since {since}, saved models")),
+        None => (run_predict(lake, params).await?, "refitted".to_string()),
+    };
     let write = write_user_ltv(config, lake, &predicted.predictions).await?;
     detail.push(format!(
-        "predicted {} users ({})",
+        "predicted {} users ({how}; {})",
         predicted.users_predicted,
         crate::mart::build::model_label(&predicted.horizons)
     ));

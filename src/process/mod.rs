@@ -1,7 +1,8 @@
 //! Process: from the clean sources to the joined clean tables. Unlike cleanse, it spans
 //! days: identity and installs are resolved over the whole history (both are small: one row
 //! per identifier pair and per install), while events, the large table, are still handled one
-//! partition at a time.
+//! partition at a time; each events partition is also folded into `clean.user_daily`,
+//! the compact per-person daily aggregates the later stages read over the whole history.
 
 pub mod campaigns;
 pub mod events;
@@ -9,5 +10,6 @@ pub mod identity;
 pub mod installs;
 pub mod new_events;
 mod stage;
+pub mod user_daily;
 
 pub use stage::{run_process, run_process_with};

@@ -13,6 +13,7 @@ use super::installs::{
     mark_pattern_fraud, mark_test_installs, one_row_per_install,
 };
 use super::new_events::{EventNames, STATE_KEY};
+use super::user_daily::user_daily;
 use crate::cleanse::links::{PROFILE_PAIRS, id_pairs};
 use crate::cleanse::quality::{QualityLog, RuleCount};
 use crate::cleanse::quarantine::{Origin, split};
@@ -83,6 +84,7 @@ pub async fn run_process_with(
     };
     let mut names: Vec<DataFrame> = Vec::new();
     let events_source = "clean.mixpanel_events";
+    let purchase_event = crate::features::FeatureParams::default().purchase_event;
     let day_events = DayEvents {
         lake,
         mode,
@@ -132,10 +134,22 @@ pub async fn run_process_with(
             quarantine.entry(dt).or_default().push(s.quarantined);
         }
         let kept = s.kept.drop("_linked").map_err(&err)?;
+        let daily = user_daily(
+            kept.clone().lazy(),
+            dt,
+            &purchase_event,
+            config.pipeline.reporting_currency.code(),
+        )
+        .collect()
+        .map_err(&err)?;
         let rows = kept.height() as u64;
         lake.write_partition(table("clean.events")?, dt, kept)
             .await?;
         out.written("clean.events", dt, rows);
+        let rows = daily.height() as u64;
+        lake.write_partition(table("clean.user_daily")?, dt, daily)
+            .await?;
+        out.written("clean.user_daily", dt, rows);
     }
 
     // The no-activity rule looks past the range by its window, where events exist.

@@ -3,7 +3,7 @@
 use polars::prelude::*;
 
 use super::{MART_HORIZONS, MartParams, campaign_key};
-use crate::features::{DAY_MS, events_since_install, real_first_installs};
+use crate::features::real_first_installs;
 
 /// The days N at which `mart.cohort_ltv` gives the cumulative revenue: a fixed ladder for
 /// LTV curves, plus the observation window and every configured horizon.
@@ -27,11 +27,13 @@ pub(super) fn revenue_at(n: u32) -> String {
 /// from `user_ltv` (the prediction mart) `predicted` and per mart horizon
 /// `pred_d<H>_micros` and `extrapolated_d<H>`.
 ///
-/// Revenue is in the reporting currency (`revenue_reporting_micros`); events before the
-/// install count as at it, as in the models' labels.
+/// Behaviour comes from `clean.user_daily` (one row per person, export day and day since
+/// install), not from the events: a user's first N days are the rows with `day_n < N`, the
+/// same 24-hour steps from install the models' labels use, and events before the install
+/// already count as day 0 there. Revenue is in the reporting currency.
 pub fn user_facts(
     installs: LazyFrame,
-    events: LazyFrame,
+    user_daily: LazyFrame,
     user_ltv: LazyFrame,
     params: &MartParams,
 ) -> LazyFrame {
@@ -43,32 +45,31 @@ pub fn user_facts(
         campaign_key(),
     ]);
     let revenue = col("revenue_reporting_micros").fill_null(lit(0i64));
-    let day = col("_ms").floor_div(lit(DAY_MS));
+    let day = col("day_n");
     let mut aggs = vec![
         revenue.clone().sum().alias("revenue_to_date_micros"),
-        day.clone().eq(lit(1i64)).any(true).alias("active_d1"),
-        day.eq(lit(7i64)).any(true).alias("active_d7"),
+        day.clone().eq(lit(1i32)).any(true).alias("active_d1"),
+        day.clone().eq(lit(7i32)).any(true).alias("active_d7"),
     ];
     let ladder = checkpoints(params);
     for &n in &ladder {
+        let n = i32::try_from(n).unwrap_or(i32::MAX);
         aggs.push(
             revenue
                 .clone()
-                .filter(col("_ms").lt(lit(i64::from(n) * DAY_MS)))
+                .filter(day.clone().lt(lit(n)))
                 .sum()
-                .alias(revenue_at(n)),
+                .alias(revenue_at(n.unsigned_abs())),
         );
     }
-    let per_user = events_since_install(
-        events.select([
+    let per_user = user_daily
+        .select([
             col("user_key"),
-            col("time"),
+            col("day_n"),
             col("revenue_reporting_micros"),
-        ]),
-        users.clone(),
-    )
-    .group_by([col("user_key")])
-    .agg(aggs);
+        ])
+        .group_by([col("user_key")])
+        .agg(aggs);
 
     let mut predicted = vec![col("user_key"), lit(true).alias("predicted")];
     for h in MART_HORIZONS {
