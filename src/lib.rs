@@ -10,6 +10,7 @@ pub mod mart;
 pub mod model;
 pub mod pipeline;
 pub mod process;
+pub mod report;
 pub mod schema;
 pub mod sim;
 #[cfg(test)]

@@ -77,6 +77,12 @@ impl Drop for Cleanup {
             rt.block_on(async {
                 if let Ok(mut c) = mysql_async::Conn::from_url(url).await {
                     for t in tables {
+                        // ensure_table also made the BI view v_<name> over mart_<name>.
+                        if let Some(name) = t.strip_prefix("mart_") {
+                            let _ = c
+                                .query_drop(format!("DROP VIEW IF EXISTS `v_{name}`"))
+                                .await;
+                        }
                         let _ = c.query_drop(format!("DROP TABLE IF EXISTS `{t}`")).await;
                     }
                     let _ = c.disconnect().await;

@@ -9,6 +9,7 @@ mod cleanse;
 mod ingest;
 mod lake;
 mod logging;
+mod report;
 mod run;
 mod schema;
 mod simulate;
@@ -99,6 +100,9 @@ pub enum Command {
     /// Simulate a history and run the nightly job over it stage by stage: rows, seconds,
     /// rows/s and peak memory per stage, written as JSON under benches/results/.
     Bench(bench::BenchArgs),
+    /// Write the marketer's report: one self-contained HTML page (overview, campaigns, LTV
+    /// curves, spend vs value, critical paths, model quality, data quality) from the marts.
+    Report(report::ReportArgs),
 }
 
 /// Runs a parsed command line. Errors carry their whole cause chain for `main` to print.
@@ -117,6 +121,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Recompute(args) => run::recompute(&cli.global, args).await,
         Command::Demo(args) => run::demo(&cli.global, args).await,
         Command::Bench(args) => bench::run(&cli.global, args).await,
+        Command::Report(args) => report::run(&cli.global, args).await,
     }
 }
 

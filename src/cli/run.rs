@@ -77,6 +77,9 @@ pub struct DemoArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Folder the demo writes its report.html into (as `ltv report --out`).
+    #[arg(long, default_value = "report")]
+    pub report_out: std::path::PathBuf,
 }
 
 pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<()> {
@@ -154,16 +157,32 @@ pub async fn demo(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<()> {
     }
     let started = std::time::Instant::now();
     let output = run_demo(&config, &lake, DemoRequest { sim }, &std_env).await?;
+    // The marketer's page over the demo's marts (the last four weeks of installs).
+    let report = if output.run.failed().is_none() {
+        let request = crate::report::ReportRequest {
+            from: None,
+            to: None,
+            out_dir: args.report_out.clone(),
+            fallback_currency: config.pipeline.reporting_currency.code().to_string(),
+        };
+        Some(crate::report::write_report(&lake, &request).await?)
+    } else {
+        None
+    };
     if args.json {
         let mut value = serde_json::to_value(&output)?;
         if let Some(obj) = value.as_object_mut() {
             obj.insert("seconds".into(), started.elapsed().as_secs_f64().into());
             obj.insert("peak_memory_bytes".into(), peak_memory_bytes().into());
+            obj.insert("report".into(), serde_json::to_value(&report)?);
         }
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print!("{output}");
         println!("lake: {}", lake.url());
+        if let Some(r) = &report {
+            println!("report: {}", r.path.display());
+        }
         println!("demo seconds: {:.1}", started.elapsed().as_secs_f64());
     }
     if let Some((stage, error)) = output.run.failed() {

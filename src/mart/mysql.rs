@@ -125,8 +125,10 @@ impl MysqlMart {
     }
 
     /// Creates the table from its schema's DDL when it does not exist (utf8mb4, collation
-    /// utf8mb4_bin), then checks an existing table has the schema's columns, since
-    /// `IF NOT EXISTS` would otherwise leave an outdated table to fail every insert.
+    /// utf8mb4_bin; table and column COMMENTs carry the schema's descriptions, units and
+    /// grain), then checks an existing table has the schema's columns, since
+    /// `IF NOT EXISTS` would otherwise leave an outdated table to fail every insert; then
+    /// (re)creates its BI view `v_<name>`, with money in currency units beside the micros.
     pub async fn ensure_table(&mut self, schema: &TableSchema) -> Result<(), MartError> {
         let table = schema.mysql_table_name();
         self.conn
@@ -174,7 +176,16 @@ impl MysqlMart {
                 problem,
             });
         }
-        debug!(table = %table, "Mart table ready.");
+        // The BI view: the same rows with money also in currency units (see sql::create_view).
+        self.conn
+            .query_drop(sql::create_view(schema))
+            .await
+            .map_err(|source| MartError::Query {
+                table: table.clone(),
+                action: "CREATE VIEW",
+                source,
+            })?;
+        debug!(table = %table, view = %sql::view_name(schema), "Mart table and view ready.");
         Ok(())
     }
 

@@ -54,6 +54,49 @@ pub(crate) fn create_table(schema: &TableSchema) -> String {
     ddl.trim_end().trim_end_matches(';').to_owned()
 }
 
+/// Name of the BI view over a mart table: `v_campaign_daily` over `mart_campaign_daily`.
+pub(crate) fn view_name(schema: &TableSchema) -> String {
+    format!("v_{}", schema.name)
+}
+
+/// Name of the currency-unit column the view puts beside a money column in micros:
+/// `spend_micros` -> `spend`; `<name>_amount` when that would clash with a column.
+fn amount_name(schema: &TableSchema, micros_column: &str) -> String {
+    let base = micros_column
+        .strip_suffix("_micros")
+        .unwrap_or(micros_column);
+    if base != micros_column && !schema.columns.iter().any(|c| c.name == base) {
+        base.to_owned()
+    } else {
+        format!("{micros_column}_amount")
+    }
+}
+
+/// `CREATE OR REPLACE VIEW v_<name>` for BI tools: every column of the table as it is, and
+/// after each money column in micros (`unit = "micros"`) the same amount in currency units
+/// as `DECIMAL(24,6)` (exact: a micro is the sixth decimal), so a Tableau or Metabase user
+/// sums `spend` rather than dividing `spend_micros`. SQL SECURITY INVOKER: the view gives
+/// nobody more than the table does.
+pub(crate) fn create_view(schema: &TableSchema) -> String {
+    let mut columns = Vec::with_capacity(schema.columns.len() * 2);
+    for c in &schema.columns {
+        columns.push(ident(&c.name));
+        if c.unit.as_deref() == Some("micros") {
+            columns.push(format!(
+                "CAST({} / 1000000 AS DECIMAL(24,6)) AS {}",
+                ident(&c.name),
+                ident(&amount_name(schema, &c.name))
+            ));
+        }
+    }
+    format!(
+        "CREATE OR REPLACE SQL SECURITY INVOKER VIEW {} AS SELECT {} FROM {}",
+        ident(&view_name(schema)),
+        columns.join(", "),
+        ident(&schema.mysql_table_name())
+    )
+}
+
 /// The column names MySQL has for the table, in table order; one `?`, the table name (the
 /// current database is the one of the URL).
 pub(crate) fn table_columns() -> &'static str {
@@ -170,6 +213,26 @@ mod tests {
         );
         assert!(!ddl.ends_with(';'), "{ddl}");
         assert!(ddl.contains("CHARSET=utf8mb4 COLLATE=utf8mb4_bin"), "{ddl}");
+    }
+
+    #[test]
+    fn the_bi_view_puts_currency_units_beside_micros() {
+        let s = tiny_schema();
+        assert_eq!(view_name(&s), "v_tiny");
+        let v = create_view(&s);
+        assert!(
+            v.starts_with("CREATE OR REPLACE SQL SECURITY INVOKER VIEW `v_tiny` AS SELECT `dt`, "),
+            "{v}"
+        );
+        assert!(
+            v.contains(
+                "`amount_micros`, CAST(`amount_micros` / 1000000 AS DECIMAL(24,6)) AS `amount`, `n`"
+            ),
+            "{v}"
+        );
+        assert!(v.ends_with(" FROM `mart_tiny`"), "{v}");
+        // Only columns in micros get a twin.
+        assert_eq!(v.matches("DECIMAL").count(), 1, "{v}");
     }
 
     #[test]
