@@ -7,79 +7,19 @@
 //! own, dropped at the end; without a server the test skips, except under `CI=true`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+mod common;
+
+use common::mysql::OwnDatabase;
 use ltv::config::Secret;
 use ltv::mart::{MART_TABLES, MysqlMart};
 use ltv::schema::Registry;
 use mysql_async::prelude::Queryable;
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-}
-
-fn server_url() -> String {
-    match std::env::var("LTV_TEST_MYSQL_URL") {
-        Ok(u) if !u.trim().is_empty() => u,
-        _ if ci() => panic!("CI=true but LTV_TEST_MYSQL_URL is not set; .ci/run exports it"),
-        _ => "mysql://root@127.0.0.1:3306/test".to_owned(),
-    }
-}
-
-/// A database of the test's own, dropped when the guard goes.
-struct OwnDatabase {
-    server: String,
-    name: String,
-}
-
-impl OwnDatabase {
-    fn url(&self) -> String {
-        let base = self
-            .server
-            .rsplit_once('/')
-            .map_or(self.server.as_str(), |(b, _)| b);
-        format!("{base}/{}", self.name)
-    }
-}
-
-impl Drop for OwnDatabase {
-    fn drop(&mut self) {
-        let (server, name) = (self.server.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut c) = mysql_async::Conn::from_url(server).await {
-                    let _ = c
-                        .query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
-                        .await;
-                    let _ = c.disconnect().await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn marts_carry_comments_and_views_in_currency_units() {
-    let server = server_url();
-    let mut admin = match mysql_async::Conn::from_url(server.clone()).await {
-        Ok(c) => c,
-        Err(e) if ci() => panic!("CI=true and the test MySQL server is unreachable: {e}"),
-        Err(e) => {
-            println!("SKIPPED: no MySQL server ({e})");
-            return;
-        }
+    let Some(db) = OwnDatabase::create("ltv_bi").await else {
+        return;
     };
-    let db = OwnDatabase {
-        server,
-        name: format!("ltv_bi_{}", std::process::id()),
-    };
-    admin
-        .query_drop(format!("CREATE DATABASE IF NOT EXISTS `{}`", db.name))
-        .await
-        .unwrap();
     let registry = Registry::embedded().unwrap();
     let mut mart = MysqlMart::connect(&Secret::new(db.url())).await.unwrap();
     for name in MART_TABLES {
@@ -178,5 +118,4 @@ async fn marts_carry_comments_and_views_in_currency_units() {
     assert_eq!(cpi, None);
     assert_eq!(micros, "1234567891");
     conn.disconnect().await.unwrap();
-    admin.disconnect().await.unwrap();
 }

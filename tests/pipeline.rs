@@ -9,18 +9,20 @@
 //! test; elsewhere the MySQL half is skipped with a note.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
 use chrono::NaiveDate;
+use common::mysql::OwnDatabase;
 use ltv::config::{PipelineConfig, Secret, std_env};
 use ltv::ingest::http::RetryPolicy;
 use ltv::lake::{DateRange, Lake};
 use ltv::mart::{MART_TABLES, MysqlMart};
 use ltv::pipeline::{DemoRequest, RunKind, RunRequest, Stage, StageStatus, run_demo, run_pipeline};
 use ltv::schema::Registry;
-use mysql_async::prelude::Queryable;
 use polars::prelude::*;
 
 const DAYS: u32 = 45;
@@ -43,73 +45,6 @@ fn start() -> NaiveDate {
 
 fn run_date() -> NaiveDate {
     start() + chrono::Duration::days(i64::from(DAYS))
-}
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-}
-
-fn server_url() -> String {
-    match std::env::var("LTV_TEST_MYSQL_URL") {
-        Ok(u) if !u.trim().is_empty() => u,
-        _ if ci() => panic!("CI=true but LTV_TEST_MYSQL_URL is not set; .ci/run exports it"),
-        _ => "mysql://root@127.0.0.1:3306/test".to_owned(),
-    }
-}
-
-/// A database of this test's own on the test server, dropped when the guard goes.
-struct OwnDatabase {
-    server: String,
-    name: String,
-}
-
-impl OwnDatabase {
-    async fn create() -> Option<OwnDatabase> {
-        let server = server_url();
-        let name = format!("ltv_pipeline_{}", std::process::id());
-        let mut conn = match mysql_async::Conn::from_url(server.clone()).await {
-            Ok(c) => c,
-            Err(e) if ci() => panic!("CI=true and the test MySQL server is unreachable: {e}"),
-            Err(e) => {
-                eprintln!("SKIPPED the MySQL half: no server ({e})");
-                return None;
-            }
-        };
-        conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS `{name}`"))
-            .await
-            .unwrap();
-        conn.disconnect().await.unwrap();
-        Some(OwnDatabase { server, name })
-    }
-
-    fn url(&self) -> String {
-        let base = self
-            .server
-            .rsplit_once('/')
-            .map_or(self.server.as_str(), |(b, _)| b);
-        format!("{base}/{}", self.name)
-    }
-}
-
-impl Drop for OwnDatabase {
-    fn drop(&mut self) {
-        let (server, name) = (self.server.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut c) = mysql_async::Conn::from_url(server).await {
-                    let _ = c
-                        .query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
-                        .await;
-                    let _ = c.disconnect().await;
-                }
-            });
-        })
-        .join();
-    }
 }
 
 fn fast_retry(request: &mut RunRequest<'_>) {
@@ -181,7 +116,7 @@ async fn nightly_run_publishes_resumes_and_reruns_identically() {
     config.analysis.primary_observation_days = 3;
     config.analysis.horizons = vec![14, 30];
     let lake = simulated_lake(&config).await;
-    let database = OwnDatabase::create().await;
+    let database = OwnDatabase::create("ltv_pipeline").await;
 
     // --- 1. MySQL unreachable: every stage but publish finishes, publish fails. --------
     let dead =

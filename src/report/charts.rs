@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use plotters::coord::CoordTranslate;
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 
@@ -202,14 +203,7 @@ pub fn ltv_curves(data: &ReportData) -> Result<Option<String>, ReportError> {
                 .draw_series(c.actual.iter().map(|p| Circle::new(*p, 3, color.filled())))
                 .map_err(|e| err(e.to_string()))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.9))
-            .border_style(RGBColor(200, 200, 200))
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, 13).map_err(&err)?;
         root.present().map_err(|e| err(e.to_string()))?;
     }
     Ok(Some(label_svg(
@@ -296,14 +290,7 @@ pub fn spend_vs_value(
                     .legend(move |(x, y)| Circle::new((x + 9, y), 5, color.filled()));
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.9))
-            .border_style(RGBColor(200, 200, 200))
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, 13).map_err(&err)?;
         root.present().map_err(|e| err(e.to_string()))?;
     }
     Ok(Some(label_svg(
@@ -414,14 +401,7 @@ pub fn path_bars(rows: &[PathRow], base_rate: f64) -> Result<Option<String>, Rep
             .legend(|(x, y)| {
                 PathElement::new(vec![(x, y), (x + 18, y)], PALETTE[1].stroke_width(2))
             });
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(RGBColor(200, 200, 200))
-            .label_font(("sans-serif", 12))
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
+        draw_legend(&mut chart, SeriesLabelPosition::LowerRight, 12).map_err(&err)?;
         root.present().map_err(|e| err(e.to_string()))?;
     }
     Ok(Some(label_svg(
@@ -490,20 +470,29 @@ pub fn calibration(cal: &Calibration, currency: &str) -> Result<Option<String>, 
                     .map(|p| Circle::new(*p, 5, PALETTE[0].filled())),
             )
             .map_err(|e| err(e.to_string()))?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.9))
-            .border_style(RGBColor(200, 200, 200))
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, 13).map_err(&err)?;
         root.present().map_err(|e| err(e.to_string()))?;
     }
     Ok(Some(label_svg(
         svg,
         "Predicted against actual revenue per user by decile of the prediction",
     )))
+}
+
+/// The series legend of a chart, in the page's one style.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+    font_size: i32,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.9))
+        .border_style(RGBColor(200, 200, 200))
+        .label_font(("sans-serif", font_size))
+        .draw()
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

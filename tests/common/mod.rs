@@ -1,7 +1,8 @@
-//! Shared test support: an object store that fails on demand, and a simulated world
-//! ingested into a lake (`world`).
+//! Shared test support: an object store that fails on demand, a simulated world ingested
+//! into a lake (`world`), and the test MySQL server (`mysql`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod mysql;
 pub mod world;
 
 use std::fmt;

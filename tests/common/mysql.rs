@@ -1,0 +1,75 @@
+//! The test MySQL server (`LTV_TEST_MYSQL_URL`), and a database of a test's own on it.
+
+use mysql_async::prelude::Queryable;
+
+/// Whether the run is CI's: there a missing server is a failure, never a skip.
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+/// The server's URL (default root@127.0.0.1:3306/test outside CI).
+pub fn server_url() -> String {
+    match std::env::var("LTV_TEST_MYSQL_URL") {
+        Ok(u) if !u.trim().is_empty() => u,
+        _ if ci() => panic!("CI=true but LTV_TEST_MYSQL_URL is not set; .ci/run exports it"),
+        _ => "mysql://root@127.0.0.1:3306/test".to_owned(),
+    }
+}
+
+/// A database of this test's own on the test server, dropped when the guard goes.
+pub struct OwnDatabase {
+    server: String,
+    pub name: String,
+}
+
+impl OwnDatabase {
+    /// Creates `<prefix>_<pid>`; `None` (the test skips) when the server is unreachable
+    /// outside CI.
+    pub async fn create(prefix: &str) -> Option<OwnDatabase> {
+        let server = server_url();
+        let name = format!("{prefix}_{}", std::process::id());
+        let mut conn = match mysql_async::Conn::from_url(server.clone()).await {
+            Ok(c) => c,
+            Err(e) if ci() => panic!("CI=true and the test MySQL server is unreachable: {e}"),
+            Err(e) => {
+                eprintln!("SKIPPED the MySQL part: no server ({e})");
+                return None;
+            }
+        };
+        conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS `{name}`"))
+            .await
+            .unwrap();
+        conn.disconnect().await.unwrap();
+        Some(OwnDatabase { server, name })
+    }
+
+    pub fn url(&self) -> String {
+        let base = self
+            .server
+            .rsplit_once('/')
+            .map_or(self.server.as_str(), |(b, _)| b);
+        format!("{base}/{}", self.name)
+    }
+}
+
+impl Drop for OwnDatabase {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // A fresh runtime on its own thread: Drop cannot await, and may run inside the test's.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut c) = mysql_async::Conn::from_url(server).await {
+                    let _ = c
+                        .query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
+                        .await;
+                    let _ = c.disconnect().await;
+                }
+            });
+        })
+        .join();
+    }
+}
