@@ -198,6 +198,45 @@ pub async fn fetch_parsed<T>(
     verdict: impl Fn(reqwest::StatusCode, &reqwest::header::HeaderMap, &[u8]) -> super::http::Verdict,
     parse: impl Fn(&[u8]) -> Result<T, ParseError>,
 ) -> Result<(T, u32, u32), PullError> {
+    fetch_with(ctx, scope, make, verdict, |body| {
+        std::future::ready(parse(&body))
+    })
+    .await
+}
+
+/// [`fetch_parsed`] for bodies of millions of rows: the parse runs on tokio's blocking pool,
+/// so a second of parsing does not stall the runtime's few worker threads (and with them
+/// every other source's calls, and the local server's answers).
+pub async fn fetch_parsed_blocking<T: Send + 'static>(
+    ctx: &PullContext<'_>,
+    scope: &str,
+    make: impl Fn() -> reqwest::RequestBuilder,
+    verdict: impl Fn(reqwest::StatusCode, &reqwest::header::HeaderMap, &[u8]) -> super::http::Verdict,
+    parse: impl Fn(&[u8]) -> Result<T, ParseError> + Clone + Send + 'static,
+) -> Result<(T, u32, u32), PullError> {
+    fetch_with(ctx, scope, make, verdict, |body| {
+        let parse = parse.clone();
+        async move {
+            match tokio::task::spawn_blocking(move || parse(&body)).await {
+                Ok(parsed) => parsed,
+                // The parse panicked or the runtime is shutting down: pass the panic on.
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            }
+        }
+    })
+    .await
+}
+
+async fn fetch_with<T, F>(
+    ctx: &PullContext<'_>,
+    scope: &str,
+    make: impl Fn() -> reqwest::RequestBuilder,
+    verdict: impl Fn(reqwest::StatusCode, &reqwest::header::HeaderMap, &[u8]) -> super::http::Verdict,
+    parse: impl Fn(bytes::Bytes) -> F,
+) -> Result<(T, u32, u32), PullError>
+where
+    F: std::future::Future<Output = Result<T, ParseError>>,
+{
     let mut calls = 0;
     let mut retries = 0;
     let mut attempt = 0;
@@ -214,7 +253,7 @@ pub async fn fetch_parsed<T>(
         .await?;
         calls += reply.calls;
         retries += reply.retries;
-        match parse(&reply.body) {
+        match parse(reply.body).await {
             Ok(v) => return Ok((v, calls, retries)),
             Err(e) if e.retryable && attempt < ctx.policy.max_attempts => {
                 tracing::warn!(stream = %e.stream, partition = %e.partition, attempt, error = %e, "Body cut short; pulling again.");

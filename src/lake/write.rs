@@ -83,14 +83,25 @@ impl PartitionWriter {
         let mut df = df
             .select(order)
             .map_err(|source| self.encode_error(source))?;
-        let mut buf = Vec::new();
-        ParquetWriter::new(&mut buf)
-            .with_compression(ParquetCompression::Zstd(
-                polars::polars_utils::compression::ZstdLevel::try_new(ZSTD_LEVEL).ok(),
+        let rows = df.height() as u64;
+        // Encoding a large frame takes a while: do it off the async runtime's threads.
+        let buf = tokio::task::spawn_blocking(move || {
+            let mut buf = Vec::new();
+            ParquetWriter::new(&mut buf)
+                .with_compression(ParquetCompression::Zstd(
+                    polars::polars_utils::compression::ZstdLevel::try_new(ZSTD_LEVEL).ok(),
+                ))
+                .with_row_group_size(Some(ROW_GROUP_ROWS))
+                .finish(&mut df)
+                .map(|_| buf)
+        })
+        .await
+        .map_err(|e| {
+            self.encode_error(PolarsError::ComputeError(
+                format!("the Parquet encoder stopped: {e}").into(),
             ))
-            .with_row_group_size(Some(ROW_GROUP_ROWS))
-            .finish(&mut df)
-            .map_err(|source| self.encode_error(source))?;
+        })?
+        .map_err(|source| self.encode_error(source))?;
         let rel = format!(
             "{}/part-{:05}-{}.parquet",
             partition_dir(&self.table, self.dt),
@@ -103,7 +114,6 @@ impl PartitionWriter {
             .put(&self.lake.path(&rel), PutPayload::from(buf))
             .await
             .map_err(|e| self.lake.store_error("write", &rel, e))?;
-        let rows = df.height() as u64;
         self.rows += rows;
         self.files.push(ManifestFile {
             path: rel,

@@ -69,7 +69,7 @@ pub async fn run_process_with(
     tracing::info!(
         identifiers = identity.nodes.height(),
         people = identity.people.height(),
-        rounds = identity.rounds,
+        components = identity.components,
         conflicts = identity.conflicts,
         "identity resolved"
     );

@@ -11,7 +11,7 @@ use super::{ENGAGE_STREAM, EXPORT_STREAM, ExportOptions, parse_engage_page, pars
 use crate::config::{MixpanelSource, Secret, SourceKind};
 use crate::ingest::connector::{
     Connector, Cursor, PlannedCalls, PullContext, PullError, Pulled, StreamSpec, fetch_parsed,
-    partition_label,
+    fetch_parsed_blocking, partition_label,
 };
 use crate::ingest::http::{Verdict, default_verdict, snippet};
 use crate::ingest::state::StreamState;
@@ -29,6 +29,10 @@ pub struct MixpanelConnector {
     user: Secret,
     secret: Secret,
     options: ExportOptions,
+    /// `Accept-Encoding` of export calls: gzip over a network, where a day of events is
+    /// hundreds of megabytes; `identity` from a server on this machine (the local simulated
+    /// one), where compressing and inflating would only burn the CPU both ends share.
+    export_encoding: &'static str,
     streams: Vec<StreamSpec>,
 }
 
@@ -53,6 +57,11 @@ impl MixpanelConnector {
                 time_in_ms: settings.time_in_ms,
                 project_timezone: settings.project_timezone,
             },
+            export_encoding: if is_loopback(base) {
+                "identity"
+            } else {
+                "gzip"
+            },
             streams: vec![
                 StreamSpec::new(EXPORT_STREAM, "raw.mixpanel_export", Cursor::ReportDay)?,
                 StreamSpec::new(ENGAGE_STREAM, "raw.mixpanel_engage", Cursor::Snapshot)?,
@@ -74,7 +83,8 @@ impl MixpanelConnector {
         if self.options.time_in_ms {
             query.push(("time_in_ms", "true".into()));
         }
-        let (frame, calls, retries) = fetch_parsed(
+        let (options, pulled_at) = (self.options, ctx.pulled_at);
+        let (frame, calls, retries) = fetch_parsed_blocking(
             ctx,
             SCOPE,
             || {
@@ -82,10 +92,10 @@ impl MixpanelConnector {
                     .get(self.export_url.clone())
                     .query(&query)
                     .basic_auth(self.user.expose(), Some(self.secret.expose()))
-                    .header(ACCEPT_ENCODING, "gzip")
+                    .header(ACCEPT_ENCODING, self.export_encoding)
             },
             verdict,
-            |body| parse_export(body, &self.options, ctx.pulled_at, &partition),
+            move |body| parse_export(body, &options, pulled_at, &partition),
         )
         .await?;
         Ok(Pulled {
@@ -157,6 +167,19 @@ impl MixpanelConnector {
             session = Some(answer.session_id);
             page += 1;
         }
+    }
+}
+
+/// Whether `base` names this machine (`localhost`, 127.0.0.0/8, `[::1]`).
+fn is_loopback(base: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(base) else {
+        return false;
+    };
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -239,6 +262,16 @@ impl Connector for MixpanelConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exports_are_compressed_except_from_this_machine() {
+        assert!(is_loopback("http://127.0.0.1:4000/mixpanel"));
+        assert!(is_loopback("http://localhost:4000"));
+        assert!(is_loopback("http://[::1]:4000"));
+        assert!(!is_loopback("https://data.mixpanel.com"));
+        assert!(!is_loopback("https://data-eu.mixpanel.com"));
+        assert!(!is_loopback("not a url"));
+    }
 
     #[test]
     fn engage_lives_on_the_query_host_of_the_export_host() {

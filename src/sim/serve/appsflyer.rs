@@ -3,7 +3,7 @@
 //! for them ([`render_csv`]). The column knowledge is shared with the parser
 //! ([`crate::ingest::appsflyer::columns`]), so a render always parses back.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use polars::prelude::*;
 
 use crate::ingest::appsflyer::Report;
@@ -102,7 +102,8 @@ fn install_columns(app_id: &str, platform: &str) -> Vec<Expr> {
 /// The world's rows for one report, app and time window `[from, to)` (by install time for
 /// install reports, event time for event reports) as a lazy plan over the sim tables,
 /// ordered by that time. Columns carry the raw tables' names and types; columns the world
-/// does not have are absent (rendered empty).
+/// does not have are absent (rendered empty). `all_installs` is every install of the world
+/// ([`super::world_installs`]).
 ///
 /// Routing, as AppsFlyer does it: paid installs go to `installs_report`, organic ones to
 /// `organic_installs_report`; Protect360-blocked installs ONLY to `blocked_installs_report`
@@ -112,6 +113,7 @@ fn install_columns(app_id: &str, platform: &str) -> Vec<Expr> {
 /// `fraud-post-inapps`.
 pub async fn world_rows(
     lake: &Lake,
+    all_installs: LazyFrame,
     report: Report,
     app_id: &str,
     from: DateTime<Utc>,
@@ -167,31 +169,25 @@ pub async fn world_rows(
     }
 
     // An event's attribution is its install's, which may be from any earlier day.
-    let installs = lake
-        .scan(
-            table("sim.installs")?,
-            DateRange::new(NaiveDate::MIN, window.to),
-        )
-        .await?
-        .select([
-            col("appsflyer_id"),
-            col("channel"),
-            col("media_source"),
-            col("campaign_name"),
-            col("campaign_id"),
-            col("adset_name"),
-            col("adset_id"),
-            col("ad_name"),
-            col("ad_id"),
-            col("click_time"),
-            col("install_time"),
-            col("country"),
-            col("ip"),
-            col("platform"),
-            col("device_model"),
-            col("app_version"),
-            col("af_fraud_report").alias("install_fraud"),
-        ]);
+    let installs = all_installs.select([
+        col("appsflyer_id"),
+        col("channel"),
+        col("media_source"),
+        col("campaign_name"),
+        col("campaign_id"),
+        col("adset_name"),
+        col("adset_id"),
+        col("ad_name"),
+        col("ad_id"),
+        col("click_time"),
+        col("install_time"),
+        col("country"),
+        col("ip"),
+        col("platform"),
+        col("device_model"),
+        col("app_version"),
+        col("af_fraud_report").alias("install_fraud"),
+    ]);
     let fx = lake.scan(table("sim.fx_rates")?, window).await?;
     let events = lake
         .scan(table("sim.af_events")?, window)
@@ -452,7 +448,8 @@ mod tests {
                     .filter(col("platform").eq(lit(platform)))
                     .collect()
                     .unwrap();
-                let rows = world_rows(&lake, report, app, from, to)
+                let installs = super::super::world_installs(&lake).await.unwrap();
+                let rows = world_rows(&lake, installs, report, app, from, to)
                     .await
                     .unwrap()
                     .collect()

@@ -35,21 +35,20 @@ pub const APPSFLYER_ID_DELAY_MS: i64 = 10_000;
 /// The world's events of the UTC days `from..=to` as a lazy plan over `sim.events`, in the
 /// order the export renders them (by time, then row): line numbers of a re-pulled day are
 /// then stable. Adds `appsflyer_id`: the install's AppsFlyer ID once the SDK has it.
+/// `all_installs` is every install of the world ([`super::world_installs`]).
 pub async fn world_events(
     lake: &Lake,
+    all_installs: LazyFrame,
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<LazyFrame, LakeError> {
     let events = table("sim.events")?;
     let lf = lake.scan(events, DateRange::new(from, to)).await?;
-    let installs = lake
-        .scan(table("sim.installs")?, DateRange::new(NaiveDate::MIN, to))
-        .await?
-        .select([
-            col("user_id"),
-            col("appsflyer_id").alias("_appsflyer_id"),
-            col("install_time").alias("_install_time"),
-        ]);
+    let installs = all_installs.select([
+        col("user_id"),
+        col("appsflyer_id").alias("_appsflyer_id"),
+        col("install_time").alias("_install_time"),
+    ]);
     let sdk_ready = (col("time").cast(DataType::Int64)
         - col("_install_time").cast(DataType::Int64))
     .gt_eq(lit(APPSFLYER_ID_DELAY_MS));
@@ -324,7 +323,8 @@ mod tests {
     async fn the_world_round_trips_through_the_export_format() {
         let (lake, start) = small_world().await;
         let to = start.succ_opt().unwrap();
-        let events = world_events(&lake, start, to)
+        let installs = super::super::world_installs(&lake).await.unwrap();
+        let events = world_events(&lake, installs, start, to)
             .await
             .unwrap()
             .collect()

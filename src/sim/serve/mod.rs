@@ -9,3 +9,25 @@ pub mod meta;
 pub mod mixpanel;
 pub mod naver;
 pub mod sheets;
+
+use polars::prelude::*;
+
+use crate::lake::{DateRange, Lake, LakeError};
+use crate::schema::Registry;
+
+/// The `sim.installs` table's schema.
+pub(crate) fn installs_table() -> Result<&'static crate::schema::TableSchema, LakeError> {
+    Registry::embedded()
+        .and_then(|r| r.get("sim.installs"))
+        .map_err(|e| LakeError::Scan {
+            table: "sim.installs".into(),
+            source: PolarsError::ComputeError(e.to_string().into()),
+        })
+}
+
+/// Every install of the world (with `dt`, the install day) as a lazy plan: events join it
+/// for their install's attribution (an install is never later than its events, so no day
+/// bound is needed). The local server passes a cached frame instead.
+pub async fn world_installs(lake: &Lake) -> Result<LazyFrame, LakeError> {
+    lake.scan(installs_table()?, DateRange::all()).await
+}

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use chrono::NaiveDate;
+use polars::prelude::DataFrame;
 use serde::Deserialize;
 
 use super::{Fault, ServerState, answer, credentials, world_error};
@@ -96,11 +97,17 @@ async fn export(
         project_timezone: state.options.mixpanel_project_timezone,
     };
     let body = async {
-        let lf = world_events(&state.lake, q.from_date, q.to_date)
+        let installs = state.world_installs().await.map_err(|e| e.to_string())?;
+        let lf = world_events(&state.lake, installs, q.from_date, q.to_date)
             .await
             .map_err(|e| e.to_string())?;
-        let events = lf.collect().map_err(|e| e.to_string())?;
-        render_export(events, &opts).map_err(|e| e.to_string())
+        // A day is a hundred thousand lines or more: build it off the runtime's threads.
+        tokio::task::spawn_blocking(move || {
+            let events = lf.collect().map_err(|e| e.to_string())?;
+            render_export(events, &opts).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
     }
     .await;
     let mut body = match body {
@@ -165,6 +172,32 @@ struct EngageForm {
 /// The one session the local server hands out; a later page must name it.
 const SESSION: &str = "1700000000-sim-engage";
 
+/// The session's profiles: page 0 opens a session on the world's profiles as they are now;
+/// later pages read that snapshot, as Mixpanel's do.
+async fn session_profiles(state: &ServerState, page: u64) -> Result<Arc<DataFrame>, String> {
+    if page > 0 {
+        let open = state
+            .engage_session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(profiles) = open {
+            return Ok(profiles);
+        }
+    }
+    let profiles = world_profiles(&state.lake)
+        .await
+        .map_err(|e| e.to_string())?
+        .collect()
+        .map_err(|e| e.to_string())?;
+    let profiles = Arc::new(profiles);
+    *state
+        .engage_session
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = Some(profiles.clone());
+    Ok(profiles)
+}
+
 async fn engage(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
@@ -188,10 +221,7 @@ async fn engage(
     }
     let page_size = form.page_size.unwrap_or(1000).clamp(1, 1000);
     let body = async {
-        let profiles = world_profiles(&state.lake)
-            .await
-            .map_err(|e| e.to_string())?;
-        let profiles = profiles.collect().map_err(|e| e.to_string())?;
+        let profiles = session_profiles(&state, form.page).await?;
         render_engage_page(&profiles, form.page, page_size, SESSION).map_err(|e| e.to_string())
     }
     .await;

@@ -22,8 +22,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use chrono::NaiveDate;
+use polars::prelude::{DataFrame, IntoLazy as _, LazyFrame};
 
-use crate::lake::Lake;
+use crate::lake::{Lake, LakeError};
 
 /// Credentials the simulated APIs accept; simulated sources need no configured secrets.
 pub mod credentials {
@@ -121,6 +123,9 @@ pub struct ServerOptions {
     pub meta: MetaOptions,
 }
 
+/// Which version of each `sim.installs` partition a cached frame was read from.
+type InstallsVersion = Vec<(NaiveDate, String)>;
+
 #[derive(Debug)]
 pub(crate) struct ServerState {
     pub lake: Lake,
@@ -128,9 +133,44 @@ pub(crate) struct ServerState {
     pub options: ServerOptions,
     /// Requests seen per route key.
     counts: Mutex<HashMap<String, u32>>,
+    /// The profiles of the open Engage session, loaded by its page 0: later pages slice this
+    /// snapshot instead of rescanning and resorting every profile of the world per page
+    /// (which made a full Engage pull quadratic in the world's users).
+    pub engage_session: Mutex<Option<Arc<DataFrame>>>,
+    /// Every install of the world, read once per set of `sim.installs` versions.
+    installs: Mutex<Option<(InstallsVersion, DataFrame)>>,
 }
 
 impl ServerState {
+    /// Every install of the world ([`crate::sim::serve::world_installs`]), cached: each
+    /// export and in-app report call joins its events to their installs, and rescanning
+    /// every install partition per call was most of those calls' cost. The cache is keyed
+    /// by the partitions' manifest versions, so a world rewritten under a running server
+    /// is read afresh.
+    pub(crate) async fn world_installs(&self) -> Result<LazyFrame, LakeError> {
+        let table = crate::sim::serve::installs_table()?;
+        let mut key = Vec::new();
+        for dt in self.lake.partitions(table).await? {
+            if let Some(m) = self.lake.manifest(table, dt).await? {
+                key.push((dt, m.version));
+            }
+        }
+        if let Some((cached, frame)) = &*self.installs.lock().unwrap_or_else(|p| p.into_inner())
+            && *cached == key
+        {
+            return Ok(frame.clone().lazy());
+        }
+        let frame = crate::sim::serve::world_installs(&self.lake)
+            .await?
+            .collect()
+            .map_err(|source| LakeError::Scan {
+                table: table.qualified_name(),
+                source,
+            })?;
+        *self.installs.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, frame.clone()));
+        Ok(frame.lazy())
+    }
+
     /// Counts a request on `route` and says which fault (if any) it meets.
     pub(crate) async fn admit(&self, route: &str) -> Fault {
         let n = {
@@ -162,6 +202,8 @@ impl SimServer {
             faults: options.faults.clone(),
             options,
             counts: Mutex::new(HashMap::new()),
+            engage_session: Mutex::new(None),
+            installs: Mutex::new(None),
         });
         let app = Router::new()
             .nest("/mixpanel", mixpanel::routes())
@@ -233,7 +275,40 @@ pub(crate) fn world_error(e: impl std::fmt::Display) -> Response {
 
 #[cfg(test)]
 mod tests {
+    use polars::prelude::*;
+
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[allow(clippy::unwrap_used)]
+    async fn the_installs_cache_follows_a_rewritten_world() {
+        let (lake, sim) = crate::test_support::small_world(2, 200).await;
+        let state = ServerState {
+            lake: lake.clone(),
+            faults: Faults::default(),
+            options: ServerOptions::default(),
+            counts: Mutex::new(HashMap::new()),
+            engage_session: Mutex::new(None),
+            installs: Mutex::new(None),
+        };
+        let rows = |lf: LazyFrame| lf.collect().unwrap().height();
+        let first = rows(state.world_installs().await.unwrap());
+        assert_eq!(first, 400);
+        assert_eq!(rows(state.world_installs().await.unwrap()), first);
+        // A new version of the first day with half its installs: the next call sees it.
+        let table = crate::sim::serve::installs_table().unwrap();
+        let day = lake
+            .scan(table, crate::lake::DateRange::day(sim.start_date))
+            .await
+            .unwrap()
+            .limit(100)
+            .collect()
+            .unwrap();
+        lake.write_partition(table, sim.start_date, day)
+            .await
+            .unwrap();
+        assert_eq!(rows(state.world_installs().await.unwrap()), 300);
+    }
 
     #[test]
     fn faults_come_in_order_then_service() {
