@@ -219,8 +219,13 @@ pub async fn fetch_parsed_blocking<T: Send + 'static>(
         async move {
             match tokio::task::spawn_blocking(move || parse(&body)).await {
                 Ok(parsed) => parsed,
-                // The parse panicked or the runtime is shutting down: pass the panic on.
-                Err(e) => std::panic::resume_unwind(e.into_panic()),
+                // A panic in the parser is a bug: pass it on as one.
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => Err(ParseError::new(
+                    scope,
+                    "",
+                    format!("the parse was cancelled (the runtime is shutting down): {e}"),
+                )),
             }
         }
     })

@@ -136,7 +136,7 @@ pub(crate) struct ServerState {
     /// The profiles of the open Engage session, loaded by its page 0: later pages slice this
     /// snapshot instead of rescanning and resorting every profile of the world per page
     /// (which made a full Engage pull quadratic in the world's users).
-    pub engage_session: Mutex<Option<Arc<DataFrame>>>,
+    engage_session: Mutex<Option<Arc<DataFrame>>>,
     /// Every install of the world, read once per set of `sim.installs` versions.
     installs: Mutex<Option<(InstallsVersion, DataFrame)>>,
 }
