@@ -10,11 +10,14 @@
 //! sets it). Unset, the S3 tests skip with a note, except under `CI=true`, where they fail.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+mod common;
+
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
+use common::ci;
 use ltv::config::{PipelineConfig, std_env};
 use ltv::ingest::http::RetryPolicy;
 use ltv::lake::{DateRange, Lake};
@@ -22,10 +25,6 @@ use ltv::pipeline::{RunKind, RunRecord, RunRequest, Stage, run_pipeline};
 use ltv::schema::Registry;
 use object_store::aws::AmazonS3Builder;
 use polars::prelude::*;
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-}
 
 /// A fresh bucket on the test S3 server, or `None` (skip) outside CI without one.
 async fn s3_lake(test: &str) -> Option<Lake> {

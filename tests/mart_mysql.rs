@@ -10,9 +10,12 @@
 //! when it ends (even by a panic), so tests and concurrent runs do not meet.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
+use common::ci;
 use ltv::config::Secret;
 use ltv::lake::DateRange;
 use ltv::mart::{MartError, MysqlMart};
@@ -21,10 +24,6 @@ use mysql_async::prelude::Queryable;
 use polars::prelude::*;
 
 const DEFAULT_URL: &str = "mysql://root@127.0.0.1:3306/test";
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-}
 
 fn url() -> String {
     match std::env::var("LTV_TEST_MYSQL_URL") {

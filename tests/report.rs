@@ -9,6 +9,8 @@
 //! page and a screenshot are kept under `<target>/test-artifacts/`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+mod common;
+
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,6 +18,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use chrono::NaiveDate;
+use common::ci;
 use ltv::config::{PipelineConfig, std_env};
 use ltv::ingest::http::RetryPolicy;
 use ltv::lake::{DateRange, Lake};
@@ -28,10 +31,6 @@ use tokio::sync::OnceCell;
 
 const DAYS: u32 = 45;
 const USERS_PER_DAY: u32 = 300;
-
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-}
 
 fn start() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()

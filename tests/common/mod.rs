@@ -5,6 +5,12 @@
 pub mod mysql;
 pub mod world;
 
+/// Whether the run is CI's: there a missing server (MySQL, S3, a browser) is a failure, never
+/// a skip.
+pub fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
 use std::fmt;
 use std::ops::Range;
 use std::sync::Mutex;

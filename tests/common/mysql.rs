@@ -2,10 +2,7 @@
 
 use mysql_async::prelude::Queryable;
 
-/// Whether the run is CI's: there a missing server is a failure, never a skip.
-pub fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
-}
+use super::ci;
 
 /// The server's URL (default root@127.0.0.1:3306/test outside CI).
 pub fn server_url() -> String {
