@@ -23,16 +23,8 @@ use ltv::schema::{Registry, TableSchema};
 use mysql_async::prelude::Queryable;
 use polars::prelude::*;
 
-const DEFAULT_URL: &str = "mysql://root@127.0.0.1:3306/test";
-
 fn url() -> String {
-    match std::env::var("LTV_TEST_MYSQL_URL") {
-        Ok(u) if !u.trim().is_empty() => u,
-        _ if ci() => panic!(
-            "CI=true but LTV_TEST_MYSQL_URL is not set; .ci/run exports it after starting MariaDB"
-        ),
-        _ => DEFAULT_URL.to_owned(),
-    }
+    common::mysql::server_url()
 }
 
 /// A mart connection, or `None` (test skipped) when no server is reachable outside CI.
@@ -65,30 +57,15 @@ struct Cleanup(Vec<String>);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let tables = std::mem::take(&mut self.0);
-        let url = url();
-        // A fresh runtime on its own thread: Drop cannot await, and may run inside the test's.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut c) = mysql_async::Conn::from_url(url).await {
-                    for t in tables {
-                        // ensure_table also made the BI view v_<name> over mart_<name>.
-                        if let Some(name) = t.strip_prefix("mart_") {
-                            let _ = c
-                                .query_drop(format!("DROP VIEW IF EXISTS `v_{name}`"))
-                                .await;
-                        }
-                        let _ = c.query_drop(format!("DROP TABLE IF EXISTS `{t}`")).await;
-                    }
-                    let _ = c.disconnect().await;
-                }
-            });
-        })
-        .join();
+        let mut statements = Vec::new();
+        for t in std::mem::take(&mut self.0) {
+            // ensure_table also made the BI view v_<name> over mart_<name>.
+            if let Some(name) = t.strip_prefix("mart_") {
+                statements.push(format!("DROP VIEW IF EXISTS `v_{name}`"));
+            }
+            statements.push(format!("DROP TABLE IF EXISTS `{t}`"));
+        }
+        common::mysql::run_in_drop(url(), statements);
     }
 }
 

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use common::mysql::OwnDatabase;
+use common::sum_i64;
 use ltv::config::{PipelineConfig, Secret, std_env};
 use ltv::ingest::http::RetryPolicy;
 use ltv::lake::{DateRange, Lake};
@@ -92,17 +93,6 @@ async fn marts(lake: &Lake) -> BTreeMap<&'static str, DataFrame> {
         out.insert(name, df);
     }
     out
-}
-
-fn sum_i64(df: &DataFrame, name: &str) -> i64 {
-    df.column(name)
-        .unwrap()
-        .cast(&DataType::Int64)
-        .unwrap()
-        .i64()
-        .unwrap()
-        .sum()
-        .unwrap_or(0)
 }
 
 fn done(status: Option<&StageStatus>) -> bool {

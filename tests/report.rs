@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use chrono::NaiveDate;
-use common::ci;
+use common::{ci, sum_i64};
 use ltv::config::{PipelineConfig, std_env};
 use ltv::ingest::http::RetryPolicy;
 use ltv::lake::{DateRange, Lake};
@@ -121,17 +121,6 @@ async fn extent(lake: &Lake) -> (NaiveDate, NaiveDate) {
     (day(days.min().unwrap()), day(days.max().unwrap()))
 }
 
-fn sum(df: &DataFrame, name: &str) -> i64 {
-    df.column(name)
-        .unwrap()
-        .cast(&DataType::Int64)
-        .unwrap()
-        .i64()
-        .unwrap()
-        .sum()
-        .unwrap_or(0)
-}
-
 /// The HTML of the element with `id` (up to its closing tag of the same name, no nesting of
 /// that tag inside).
 fn element<'a>(html: &'a str, tag: &str, id: &str) -> &'a str {
@@ -173,9 +162,9 @@ async fn the_page_holds_every_section_and_the_marts_numbers() {
     )
     .await;
     assert!(daily.height() > 100);
-    let spend = sum(&daily, "spend_micros");
-    let installs = sum(&daily, "installs");
-    let revenue = sum(&daily, "revenue_to_date_micros");
+    let spend = sum_i64(&daily, "spend_micros");
+    let installs = sum_i64(&daily, "installs");
+    let revenue = sum_i64(&daily, "revenue_to_date_micros");
     let card = element(&html, "div", "kpi-spend");
     assert!(
         card.contains(&money(spend, "USD")),

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use plotters::coord::CoordTranslate;
 use plotters::coord::ranged1d::SegmentValue;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::ReportError;
@@ -167,16 +168,15 @@ pub fn ltv_curves(data: &ReportData) -> Result<Option<String>, ReportError> {
             .y_label_area_size(80)
             .build_cartesian_2d(0.0..x_max * 1.02, 0.0..y_max)
             .map_err(|e| err(e.to_string()))?;
-        chart
-            .configure_mesh()
-            .x_desc("days since install")
-            .y_desc("cumulative revenue per install")
-            .x_label_formatter(&|v: &f64| format!("{v:.0}"))
-            .y_label_formatter(&money_label(&data.currency))
-            .label_style(("sans-serif", 13).into_font().color(&INK))
-            .max_light_lines(0)
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
+        draw_axes(
+            &mut chart,
+            ("days since install", &|v: &f64| format!("{v:.0}")),
+            (
+                "cumulative revenue per install",
+                &money_label(&data.currency),
+            ),
+        )
+        .map_err(&err)?;
         for c in &curves {
             let color = colors.get(&c.channel).copied().unwrap_or(INK);
             let start = c.actual.last().copied().unwrap_or((0.0, 0.0));
@@ -254,26 +254,10 @@ pub fn spend_vs_value(
             .y_label_area_size(80)
             .build_cartesian_2d(0.0..top, 0.0..top)
             .map_err(|e| err(e.to_string()))?;
-        chart
-            .configure_mesh()
-            .x_desc("cost per install")
-            .y_desc(format!("predicted D{} value per install", HORIZONS[h]))
-            .x_label_formatter(&money_label(&data.currency))
-            .y_label_formatter(&money_label(&data.currency))
-            .label_style(("sans-serif", 13).into_font().color(&INK))
-            .max_light_lines(0)
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
-        chart
-            .draw_series(DashedLineSeries::new(
-                vec![(0.0, 0.0), (top, top)],
-                8,
-                5,
-                INK.stroke_width(1),
-            ))
-            .map_err(|e| err(e.to_string()))?
-            .label("break-even: value = cost")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], INK));
+        let money = money_label(&data.currency);
+        let value = format!("predicted D{} value per install", HORIZONS[h]);
+        draw_axes(&mut chart, ("cost per install", &money), (&value, &money)).map_err(&err)?;
+        draw_diagonal(&mut chart, top, "break-even: value = cost").map_err(&err)?;
         chart
             .draw_series(points.iter().map(|(x, y, spend, color)| {
                 let radius = 4.0 + 18.0 * (spend / max_spend).sqrt();
@@ -438,26 +422,15 @@ pub fn calibration(cal: &Calibration, currency: &str) -> Result<Option<String>, 
             .y_label_area_size(80)
             .build_cartesian_2d(0.0..top, 0.0..top)
             .map_err(|e| err(e.to_string()))?;
-        chart
-            .configure_mesh()
-            .x_desc(format!("mean predicted D{} revenue per user", cal.horizon))
-            .y_desc("mean actual revenue per user")
-            .x_label_formatter(&money_label(currency))
-            .y_label_formatter(&money_label(currency))
-            .label_style(("sans-serif", 13).into_font().color(&INK))
-            .max_light_lines(0)
-            .draw()
-            .map_err(|e| err(e.to_string()))?;
-        chart
-            .draw_series(DashedLineSeries::new(
-                vec![(0.0, 0.0), (top, top)],
-                8,
-                5,
-                INK.stroke_width(1),
-            ))
-            .map_err(|e| err(e.to_string()))?
-            .label("perfect calibration")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], INK));
+        let money = money_label(currency);
+        let predicted = format!("mean predicted D{} revenue per user", cal.horizon);
+        draw_axes(
+            &mut chart,
+            (&predicted, &money),
+            ("mean actual revenue per user", &money),
+        )
+        .map_err(&err)?;
+        draw_diagonal(&mut chart, top, "perfect calibration").map_err(&err)?;
         chart
             .draw_series(LineSeries::new(points.clone(), PALETTE[0].stroke_width(2)))
             .map_err(|e| err(e.to_string()))?
@@ -477,6 +450,50 @@ pub fn calibration(cal: &Calibration, currency: &str) -> Result<Option<String>, 
         svg,
         "Predicted against actual revenue per user by decile of the prediction",
     )))
+}
+
+/// A chart with numbers on both axes.
+type Plane<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// An axis's description and tick label format.
+type Axis<'f> = (&'f str, &'f dyn Fn(&f64) -> String);
+
+/// Axes with their descriptions and tick labels, in the page's one style (no grid lines).
+fn draw_axes<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Plane<'a, DB>,
+    (x_desc, x_label): Axis<'_>,
+    (y_desc, y_label): Axis<'_>,
+) -> Result<(), String> {
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_label_formatter(x_label)
+        .y_label_formatter(y_label)
+        .label_style(("sans-serif", 13).into_font().color(&INK))
+        .max_light_lines(0)
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
+/// The dashed y = x line of a square chart, up to `top`, with its legend entry: where a
+/// point on it means value equals cost, or prediction equals outcome.
+fn draw_diagonal<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Plane<'a, DB>,
+    top: f64,
+    label: &str,
+) -> Result<(), String> {
+    chart
+        .draw_series(DashedLineSeries::new(
+            vec![(0.0, 0.0), (top, top)],
+            8,
+            5,
+            INK.stroke_width(1),
+        ))
+        .map_err(|e| e.to_string())?
+        .label(label)
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], INK));
+    Ok(())
 }
 
 /// The series legend of a chart, in the page's one style.

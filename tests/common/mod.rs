@@ -11,6 +11,19 @@ pub fn ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
+/// The sum of an integer column, as i64 (0 when empty).
+pub fn sum_i64(df: &polars::prelude::DataFrame, name: &str) -> i64 {
+    use polars::prelude::*;
+    df.column(name)
+        .unwrap()
+        .cast(&DataType::Int64)
+        .unwrap()
+        .i64()
+        .unwrap()
+        .sum()
+        .unwrap_or(0)
+}
+
 use std::fmt;
 use std::ops::Range;
 use std::sync::Mutex;

@@ -51,22 +51,30 @@ impl OwnDatabase {
 
 impl Drop for OwnDatabase {
     fn drop(&mut self) {
-        let (server, name) = (self.server.clone(), self.name.clone());
-        // A fresh runtime on its own thread: Drop cannot await, and may run inside the test's.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut c) = mysql_async::Conn::from_url(server).await {
-                    let _ = c
-                        .query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
-                        .await;
-                    let _ = c.disconnect().await;
-                }
-            });
-        })
-        .join();
+        run_in_drop(
+            self.server.clone(),
+            vec![format!("DROP DATABASE IF EXISTS `{}`", self.name)],
+        );
     }
+}
+
+/// Runs clean-up statements on `server`, best effort (errors ignored), from a `Drop`: on a
+/// fresh runtime on its own thread, because Drop cannot await and may run inside the test's
+/// runtime.
+pub fn run_in_drop(server: String, statements: Vec<String>) {
+    let _ = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            if let Ok(mut c) = mysql_async::Conn::from_url(server).await {
+                for statement in statements {
+                    let _ = c.query_drop(statement).await;
+                }
+                let _ = c.disconnect().await;
+            }
+        });
+    })
+    .join();
 }
