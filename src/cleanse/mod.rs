@@ -61,6 +61,9 @@ pub enum CleanseError {
     NoFxRates,
     #[error("configuration: {0}")]
     Config(String),
+    /// A day's task panicked or was cancelled (a bug, not bad data).
+    #[error("a day's task did not finish: {0}")]
+    Task(String),
 }
 
 /// Turns a Polars failure over one partition into an error naming the table and day.
@@ -73,6 +76,44 @@ pub(crate) fn partition_error(
         dt,
         error: e.to_string(),
     }
+}
+
+/// Days cleansed or processed at the same time. Two keep both cores of a small machine
+/// busy; each day in flight holds its own frames, so memory grows with it.
+const PARALLEL_DAYS: usize = 2;
+
+/// The days of `range`, each run by `work` as a task of its own so that one day's reads and
+/// writes overlap another's Polars work, [`PARALLEL_DAYS`] at a time; results come in date
+/// order. Dropping the stream (a day failed) aborts the days still in flight rather than
+/// leaving them writing behind the run's back.
+pub(crate) fn day_tasks<T, F, Fut>(
+    range: DateRange,
+    work: F,
+) -> impl futures::Stream<Item = Result<T, CleanseError>>
+where
+    T: Send + 'static,
+    F: Fn(NaiveDate) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    use futures::StreamExt;
+    futures::stream::iter(range.days())
+        .map(move |dt| day_task(work(dt)))
+        .buffered(PARALLEL_DAYS)
+}
+
+async fn day_task<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> Result<T, CleanseError> {
+    struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+    impl<T> Drop for AbortOnDrop<T> {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let mut task = AbortOnDrop(tokio::spawn(tracing::Instrument::in_current_span(work)));
+    (&mut task.0)
+        .await
+        .map_err(|e| CleanseError::Task(e.to_string()))
 }
 
 /// The embedded schema of a qualified table.
@@ -107,6 +148,13 @@ impl StageOutput {
 
     pub fn written(&mut self, table: &str, dt: NaiveDate, rows: u64) {
         self.written.push((table.to_string(), dt, rows));
+    }
+
+    /// Adds a part of the run (one day's) to the whole.
+    pub fn absorb(&mut self, part: StageOutput) {
+        self.written.extend(part.written);
+        self.failures.extend(part.failures);
+        self.quality.extend(part.quality);
     }
 
     /// Records a source partition's failure (logged, and kept for the summary).

@@ -5,6 +5,10 @@
 //! reports the failure at the end.
 
 use std::collections::BTreeMap;
+use std::pin::pin;
+use std::sync::Arc;
+
+use futures::StreamExt;
 
 use super::appsflyer::{
     EVENT_TABLES, FRAUD_TABLES, INSTALL_TABLES, clean_af_installs, fraud_signals,
@@ -20,7 +24,9 @@ use super::normalise::polars_zone;
 use super::profiles::clean_profiles;
 use super::quality::{QualityLog, RuleCount};
 use super::quarantine::{Origin, Split, split};
-use super::{CleanseError, PlanMode, StageOutput, partition_error, replace_stage_rows, table};
+use super::{
+    CleanseError, PlanMode, StageOutput, day_tasks, partition_error, replace_stage_rows, table,
+};
 use crate::config::PipelineConfig;
 use crate::lake::{DateRange, Lake};
 use chrono::NaiveDate;
@@ -53,22 +59,26 @@ pub async fn run_cleanse_with(
 ) -> Result<StageOutput, CleanseError> {
     let mut cx = Context::new(config, lake, range).await?;
     cx.mode = mode;
+    let cx = Arc::new(cx);
     let mut out = StageOutput::new(STAGE, run_id);
-    for dt in range.days() {
-        let mut day = Day::new(dt, run_id);
-        cx.mixpanel(&mut day, &mut out).await;
-        cx.appsflyer(&mut day, &mut out).await;
-        cx.channels(&mut day, &mut out).await;
-        cx.finish_day(day, &mut out).await;
+    // Days are independent: they run side by side.
+    let mut days = pin!(day_tasks(range, |dt| {
+        let cx = Arc::clone(&cx);
+        let run_id = run_id.to_string();
+        async move { cx.day(dt, &run_id).await }
+    }));
+    while let Some(day) = days.next().await {
+        out.absorb(day?);
     }
     cx.profiles(range, &mut out).await;
     Ok(out)
 }
 
-/// What every day needs: the config's rules and the FX table.
-struct Context<'a> {
-    config: &'a PipelineConfig,
-    lake: &'a Lake,
+/// What every day needs: the config's rules and the FX table. Owned, so that days can run
+/// as tasks of their own.
+struct Context {
+    config: PipelineConfig,
+    lake: Lake,
     norm: Normalisation,
     mixpanel_key: Vec<String>,
     /// Manual costs of the latest Sheets snapshot, by report date.
@@ -130,12 +140,12 @@ impl Day {
     }
 }
 
-impl<'a> Context<'a> {
+impl Context {
     async fn new(
-        config: &'a PipelineConfig,
-        lake: &'a Lake,
+        config: &PipelineConfig,
+        lake: &Lake,
         range: DateRange,
-    ) -> Result<Context<'a>, CleanseError> {
+    ) -> Result<Context, CleanseError> {
         let zone = polars_zone(config.pipeline.reporting_timezone)
             .map_err(|e| CleanseError::Config(e.to_string()))?;
         let fx = load_fx(lake, range.to).await?;
@@ -146,8 +156,8 @@ impl<'a> Context<'a> {
             .unwrap_or_else(|| MIXPANEL_EVENT_KEY.iter().map(|k| k.to_string()).collect());
         let manual_costs = load_manual_costs(config, lake, fx.clone()).await?;
         Ok(Context {
-            config,
-            lake,
+            config: config.clone(),
+            lake: lake.clone(),
             norm: Normalisation {
                 zone,
                 reporting_currency: config.pipeline.reporting_currency.code().to_string(),
@@ -157,6 +167,17 @@ impl<'a> Context<'a> {
             manual_costs,
             mode: PlanMode::Lazy,
         })
+    }
+
+    /// One day of every source: its clean partitions, quarantine and data quality.
+    async fn day(&self, dt: NaiveDate, run_id: &str) -> StageOutput {
+        let mut out = StageOutput::new(STAGE, run_id);
+        let mut day = Day::new(dt, run_id);
+        self.mixpanel(&mut day, &mut out).await;
+        self.appsflyer(&mut day, &mut out).await;
+        self.channels(&mut day, &mut out).await;
+        self.finish_day(day, &mut out).await;
+        out
     }
 
     /// The raw partition of `source` on `dt`, or `None` when it was never landed.
@@ -446,11 +467,12 @@ impl<'a> Context<'a> {
                 .map_err(&err)?,
             };
             let n =
-                replace_stage_rows(self.lake, "clean.quarantine", dt, STAGE, quarantine).await?;
+                replace_stage_rows(&self.lake, "clean.quarantine", dt, STAGE, quarantine).await?;
             out.written("clean.quarantine", dt, n);
             let quality = day.quality.frame(dt).map_err(&err)?;
             out.quality.extend(day.quality.totals());
-            let n = replace_stage_rows(self.lake, "clean.data_quality", dt, STAGE, quality).await?;
+            let n =
+                replace_stage_rows(&self.lake, "clean.data_quality", dt, STAGE, quality).await?;
             out.written("clean.data_quality", dt, n);
             Ok(())
         }

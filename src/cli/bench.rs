@@ -20,6 +20,12 @@ pub struct BenchArgs {
     /// Days of simulated history.
     #[arg(long, default_value_t = NonZeroU32::MIN.saturating_add(29))]
     pub days: NonZeroU32,
+    /// Days the simulated world runs; the lake's history is its last `--days` (default: as
+    /// long as `--days`). With `--nightly`, `--days 30 --world-days 180` and `--days 180` time the
+    /// same next night, over the same world, on top of 30 and of 180 days of history: the fair
+    /// test of whether the nightly run's cost follows the history or the new data.
+    #[arg(long)]
+    pub world_days: Option<NonZeroU32>,
     /// Installs per day (events per day grow with it, about 60 per install over the world).
     #[arg(long, default_value_t = 2000)]
     pub users_per_day: u32,
@@ -46,7 +52,9 @@ struct StageRow {
 
 #[derive(Debug, Serialize)]
 struct BenchOutput {
+    /// Days of history in the lake, the last of the world's days.
     days: u32,
+    world_days: u32,
     users_per_day: u32,
     seed: u64,
     events: u64,
@@ -69,10 +77,17 @@ pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
         .sim
         .clone()
         .context("the pipeline has no [sim] section: nothing to simulate")?;
+    let world_days = args.world_days.unwrap_or(args.days);
+    if world_days < args.days {
+        bail!(
+            "--world-days {world_days} is shorter than --days {}: the history is part of the world",
+            args.days
+        );
+    }
     sim.days = if args.nightly {
-        args.days.saturating_add(1)
+        world_days.saturating_add(1)
     } else {
-        args.days
+        world_days
     };
     sim.users_per_day = args.users_per_day;
     sim.seed = args.seed;
@@ -88,6 +103,13 @@ pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     }
     let mut config = config.clone();
     config.sim = Some(sim.clone());
+    let history_start =
+        sim.start_date + Duration::days(i64::from(world_days.get() - args.days.get()));
+    if world_days > args.days {
+        // The lake starts with the world's last `days`: what a team that began collecting then
+        // would hold.
+        config.pipeline.history_start = Some(history_start);
+    }
     let mut stages = Vec::new();
 
     reset_peak_memory();
@@ -107,7 +129,7 @@ pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
         peak_memory_bytes: peak_memory_bytes(),
     });
 
-    let history_date = sim.start_date + Duration::days(i64::from(args.days.get()));
+    let history_date = history_start + Duration::days(i64::from(args.days.get()));
     let history = run_stages(&config, &lake, history_date, "history", &mut stages).await?;
     let nightly = if args.nightly {
         Some(
@@ -126,6 +148,7 @@ pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
     let days = args.days.get();
     let output = BenchOutput {
         days,
+        world_days: world_days.get(),
         users_per_day: args.users_per_day,
         seed: args.seed,
         events: report.event_rows,
@@ -161,8 +184,13 @@ pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<()> {
             .map_or(String::new(), |s| format!("; next night's run {s:.1} s"))
     );
     let path = args.out.unwrap_or_else(|| {
+        let world = if world_days == args.days {
+            String::new()
+        } else {
+            format!("-of-{world_days}d")
+        };
         PathBuf::from(format!(
-            "benches/results/pipeline-{days}d-{}.json",
+            "benches/results/pipeline-{days}d{world}-{}.json",
             args.users_per_day
         ))
     });

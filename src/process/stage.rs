@@ -1,8 +1,11 @@
 //! The process stage runner. See the module docs of each step for its rules.
 
 use std::collections::BTreeMap;
+use std::pin::pin;
+use std::sync::Arc;
 
 use chrono::{Duration, NaiveDate};
+use futures::StreamExt;
 use polars::prelude::*;
 
 use super::campaigns::{campaign_daily, map_campaigns, suggest};
@@ -18,7 +21,7 @@ use crate::cleanse::links::{PROFILE_PAIRS, id_pairs};
 use crate::cleanse::quality::{QualityLog, RuleCount};
 use crate::cleanse::quarantine::{Origin, split};
 use crate::cleanse::{
-    CleanseError, PlanMode, StageOutput, partition_error, replace_stage_rows, table,
+    CleanseError, PlanMode, StageOutput, day_tasks, partition_error, replace_stage_rows, table,
 };
 use crate::config::PipelineConfig;
 use crate::lake::{DateRange, Lake};
@@ -77,87 +80,59 @@ pub async fn run_process_with(
 
     let installs = installs_before_activity(config, lake, &identity, af, links).await?;
     let persons = persons(&installs, &identity, lake).await?;
+    // The no-activity rule looks past the range by its window, where events exist.
+    let extra_days = (i64::from(config.fraud.no_activity_hours.get()) + 23) / 24 + 1;
+    let read = DateRange::new(range.from, range.to + Duration::days(extra_days));
+    let (nodes, persons) = lookups_for(lake, &identity.nodes, persons, read).await?;
 
     let mut seen = ActivitySeen {
         firsts: Vec::new(),
         data_end_ms: i64::MIN,
     };
     let mut names: Vec<DataFrame> = Vec::new();
-    let events_source = "clean.mixpanel_events";
-    let purchase_event = crate::features::FeatureParams::default().purchase_event;
-    let day_events = DayEvents {
-        lake,
+    let day_events = Arc::new(DayEvents {
+        lake: lake.clone(),
         mode,
-        nodes: &identity.nodes,
-        persons: &persons,
-    };
-    for dt in range.days() {
-        let Some(marked) = day_events.marked(dt, &mut seen).await? else {
+        nodes,
+        persons,
+        purchase_event: crate::features::FeatureParams::default().purchase_event,
+        reporting_currency: config.pipeline.reporting_currency.code().to_string(),
+    });
+    // Days are independent given identity and persons: they run side by side.
+    let mut days = pin!(day_tasks(range, |dt| {
+        let day_events = Arc::clone(&day_events);
+        let run_id = run_id.to_string();
+        async move { day_events.process(dt, &run_id).await }
+    }));
+    while let Some(day) = days.next().await {
+        let Some(day) = day?? else {
             continue;
         };
-        let err = partition_error(events_source, dt);
-        names.push(
-            marked
-                .clone()
-                .lazy()
-                .group_by([col("event")])
-                .agg([len().cast(DataType::UInt64).alias("events")])
-                .with_column(days_lit(dt).alias("dt"))
-                .collect()
-                .map_err(&err)?,
-        );
-        let rows_in = marked.height() as u64;
-        let filled = count_true(&marked, "user_id_filled");
-        let unlinked = marked.height() as u64 - count_true(&marked, "_linked");
-        let origin = Origin {
-            stage: STAGE,
-            run_id,
-            source: events_source,
-            dt,
-            key: &["line"],
-        };
-        let s = split(marked, &origin).map_err(&err)?;
-        let removed = s.removed.iter().map(|(_, n)| n).sum();
+        seen.add(day.activity);
+        names.push(day.names);
         quality.push(
-            dt,
+            day.dt,
             STAGE,
             run_id,
-            events_source,
-            rows_in,
+            EVENTS_SOURCE,
+            day.rows_in,
             &[
-                RuleCount::removed("test data", removed),
-                RuleCount::changed("user id backfill", filled),
-                RuleCount::changed("no person found", unlinked),
+                RuleCount::removed("test data", day.removed),
+                RuleCount::changed("user id backfill", day.filled),
+                RuleCount::changed("no person found", day.unlinked),
             ],
         );
-        if s.quarantined.height() > 0 {
-            quarantine.entry(dt).or_default().push(s.quarantined);
+        if let Some(q) = day.quarantined {
+            quarantine.entry(day.dt).or_default().push(q);
         }
-        let kept = s.kept.drop("_linked").map_err(&err)?;
-        let daily = user_daily(
-            kept.clone().lazy(),
-            dt,
-            &purchase_event,
-            config.pipeline.reporting_currency.code(),
-        )
-        .collect()
-        .map_err(&err)?;
-        let rows = kept.height() as u64;
-        lake.write_partition(table("clean.events")?, dt, kept)
-            .await?;
-        out.written("clean.events", dt, rows);
-        let rows = daily.height() as u64;
-        lake.write_partition(table("clean.user_daily")?, dt, daily)
-            .await?;
-        out.written("clean.user_daily", dt, rows);
+        out.absorb(day.written);
     }
 
-    // The no-activity rule looks past the range by its window, where events exist.
-    let extra_days = (i64::from(config.fraud.no_activity_hours.get()) + 23) / 24 + 1;
     for k in 1..=extra_days {
         let dt = range.to + Duration::days(k);
-        if day_events.marked(dt, &mut seen).await?.is_none() {
-            break;
+        match day_events.marked(dt).await? {
+            Some((_, activity)) => seen.add(activity),
+            None => break,
         }
     }
     write_installs(
@@ -216,45 +191,189 @@ struct ActivitySeen {
     data_end_ms: i64,
 }
 
-/// What the events plan of every day needs.
-struct DayEvents<'a> {
-    lake: &'a Lake,
-    mode: PlanMode,
-    nodes: &'a DataFrame,
-    persons: &'a DataFrame,
+impl ActivitySeen {
+    fn add(&mut self, day: DayActivity) {
+        if let Some(end) = day.end_ms {
+            self.data_end_ms = self.data_end_ms.max(end);
+        }
+        self.firsts.push(day.firsts);
+    }
 }
 
-impl DayEvents<'_> {
+/// One day's share of [`ActivitySeen`].
+struct DayActivity {
+    firsts: DataFrame,
+    end_ms: Option<i64>,
+}
+
+const EVENTS_SOURCE: &str = "clean.mixpanel_events";
+
+/// What the events plan of every day needs. Owned, so that days can run as tasks.
+struct DayEvents {
+    lake: Lake,
+    mode: PlanMode,
+    nodes: DataFrame,
+    persons: DataFrame,
+    purchase_event: String,
+    reporting_currency: String,
+}
+
+/// One day of events processed and written: what the run adds up.
+struct ProcessedDay {
+    dt: NaiveDate,
+    /// Events per name, for `clean.new_events`.
+    names: DataFrame,
+    activity: DayActivity,
+    rows_in: u64,
+    removed: u64,
+    filled: u64,
+    unlinked: u64,
+    quarantined: Option<DataFrame>,
+    written: StageOutput,
+}
+
+impl DayEvents {
     /// One day of `clean.mixpanel_events` through the events plan (people attached, test
-    /// people marked), or `None` when the day was never cleansed. Every day read adds to
-    /// `seen`.
+    /// people marked) with its activity, or `None` when the day was never cleansed.
     async fn marked(
         &self,
         dt: NaiveDate,
-        seen: &mut ActivitySeen,
-    ) -> Result<Option<DataFrame>, CleanseError> {
-        let source = "clean.mixpanel_events";
-        let t = table(source)?;
+    ) -> Result<Option<(DataFrame, DayActivity)>, CleanseError> {
+        let t = table(EVENTS_SOURCE)?;
         if self.lake.manifest(t, dt).await?.is_none() {
             return Ok(None);
         }
         let events = self.lake.scan(t, DateRange::day(dt)).await?;
         let nodes = self.nodes.clone().lazy();
         let persons = self.persons.clone().lazy();
-        let err = partition_error(source, dt);
+        let err = partition_error(EVENTS_SOURCE, dt);
         let marked = tracing::debug_span!("events_plan", %dt)
             .in_scope(|| match self.mode {
                 PlanMode::Lazy => events_plan(events, nodes, persons).collect(),
                 PlanMode::Eager => events_plan_eager(events, nodes, persons),
             })
             .map_err(&err)?;
-        if let Some(max) = max_ms(&marked, "time") {
-            seen.data_end_ms = seen.data_end_ms.max(max);
-        }
-        seen.firsts
-            .push(first_activity_of(&marked, self.persons).map_err(&err)?);
-        Ok(Some(marked))
+        let activity = DayActivity {
+            end_ms: max_ms(&marked, "time"),
+            firsts: first_activity_of(&marked, &self.persons).map_err(&err)?,
+        };
+        Ok(Some((marked, activity)))
     }
+
+    /// One day of events: split into kept and test rows, written as `clean.events` and
+    /// folded into `clean.user_daily`.
+    async fn process(
+        &self,
+        dt: NaiveDate,
+        run_id: &str,
+    ) -> Result<Option<ProcessedDay>, CleanseError> {
+        let Some((marked, activity)) = self.marked(dt).await? else {
+            return Ok(None);
+        };
+        let err = partition_error(EVENTS_SOURCE, dt);
+        let names = marked
+            .clone()
+            .lazy()
+            .group_by([col("event")])
+            .agg([len().cast(DataType::UInt64).alias("events")])
+            .with_column(days_lit(dt).alias("dt"))
+            .collect()
+            .map_err(&err)?;
+        let rows_in = marked.height() as u64;
+        let filled = count_true(&marked, "user_id_filled");
+        let unlinked = marked.height() as u64 - count_true(&marked, "_linked");
+        let origin = Origin {
+            stage: STAGE,
+            run_id,
+            source: EVENTS_SOURCE,
+            dt,
+            key: &["line"],
+        };
+        let s = split(marked, &origin).map_err(&err)?;
+        let removed = s.removed.iter().map(|(_, n)| n).sum();
+        let kept = s.kept.drop("_linked").map_err(&err)?;
+        let daily = user_daily(
+            kept.clone().lazy(),
+            dt,
+            &self.purchase_event,
+            &self.reporting_currency,
+        )
+        .collect()
+        .map_err(&err)?;
+        let mut written = StageOutput::new(STAGE, run_id);
+        let rows = kept.height() as u64;
+        self.lake
+            .write_partition(table("clean.events")?, dt, kept)
+            .await?;
+        written.written("clean.events", dt, rows);
+        let rows = daily.height() as u64;
+        self.lake
+            .write_partition(table("clean.user_daily")?, dt, daily)
+            .await?;
+        written.written("clean.user_daily", dt, rows);
+        Ok(Some(ProcessedDay {
+            dt,
+            names,
+            activity,
+            rows_in,
+            removed,
+            filled,
+            unlinked,
+            quarantined: (s.quarantined.height() > 0).then_some(s.quarantined),
+            written,
+        }))
+    }
+}
+
+/// The identifiers and people the events of `days` can meet. Each day's events are joined to
+/// these; a nightly run's week touches a small part of a long history's identity, and joining
+/// every day against all of it made the night's cost grow with the history. Narrowing costs a
+/// read of three id columns, so it is done only when the run covers a small part (under a
+/// third) of the events' days.
+#[tracing::instrument(level = "debug", skip_all)]
+async fn lookups_for(
+    lake: &Lake,
+    nodes: &DataFrame,
+    persons: DataFrame,
+    days: DateRange,
+) -> Result<(DataFrame, DataFrame), CleanseError> {
+    let t = table(EVENTS_SOURCE)?;
+    let landed = lake.partitions(t).await?.len();
+    if days.days().count().saturating_mul(3) > landed {
+        return Ok((nodes.clone(), persons));
+    }
+    let err = whole("clean.identities");
+    let events = lake.scan(t, days).await?;
+    let ids = concat(
+        ["device_id", "user_id", "appsflyer_id"]
+            .map(|c| events.clone().select([col(c).alias("id")])),
+        UnionArgs::default(),
+    )
+    .map_err(&err)?
+    .drop_nulls(None)
+    .unique(None, UniqueKeepStrategy::Any);
+    let nodes = nodes
+        .clone()
+        .lazy()
+        .join(ids, [col("id")], [col("id")], JoinArgs::new(JoinType::Semi))
+        .collect()
+        .map_err(&err)?;
+    let keys = nodes
+        .clone()
+        .lazy()
+        .select([col("user_key")])
+        .unique(None, UniqueKeepStrategy::Any);
+    let persons = persons
+        .lazy()
+        .join(
+            keys,
+            [col("user_key")],
+            [col("user_key")],
+            JoinArgs::new(JoinType::Semi),
+        )
+        .collect()
+        .map_err(&err)?;
+    Ok((nodes, persons))
 }
 
 /// Every identifier pair: the daily `clean.id_links` and the latest profile snapshot's.
