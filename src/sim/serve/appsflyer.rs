@@ -6,11 +6,11 @@
 use chrono::{DateTime, Utc};
 use polars::prelude::*;
 
+use super::table;
 use crate::ingest::appsflyer::Report;
 use crate::ingest::appsflyer::columns::{self, Kind};
 use crate::ingest::appsflyer::parse::TIME_FORMAT;
 use crate::lake::{DateRange, Lake, LakeError};
-use crate::schema::Registry;
 
 /// The demo config's iOS app: iOS installs belong to it.
 pub const IOS_APP_ID: &str = "id1000000001";
@@ -119,16 +119,6 @@ pub async fn world_rows(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<LazyFrame, LakeError> {
-    let registry = Registry::embedded().map_err(|e| LakeError::Scan {
-        table: "sim.installs".into(),
-        source: PolarsError::ComputeError(e.to_string().into()),
-    })?;
-    let table = |name: &str| {
-        registry.get(name).map_err(|e| LakeError::Scan {
-            table: name.into(),
-            source: PolarsError::ComputeError(e.to_string().into()),
-        })
-    };
     let from_day = from.date_naive();
     let last_day = (to - chrono::Duration::milliseconds(1)).date_naive();
     let window = DateRange::new(from_day, last_day.max(from_day));
@@ -381,7 +371,7 @@ mod tests {
     async fn round_trip_through_the_wire_format() {
         let (lake, sim) = crate::test_support::small_world(2, 300).await;
 
-        let registry = Registry::embedded().unwrap();
+        let registry = crate::schema::Registry::embedded().unwrap();
         let installs = lake
             .scan(registry.get("sim.installs").unwrap(), DateRange::all())
             .await

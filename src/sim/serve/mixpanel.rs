@@ -11,21 +11,12 @@ use std::fmt::Write as _;
 use chrono::{DateTime, NaiveDate};
 use polars::prelude::*;
 
+use super::table;
 use crate::ingest::mixpanel::{
     ExportOptions, utc_ms_to_project_time, write_json_str, write_micros_decimal,
 };
 use crate::lake::{DateRange, Lake, LakeError};
-use crate::schema::Registry;
 use crate::sim::ids;
-
-fn table(name: &str) -> Result<&'static crate::schema::TableSchema, LakeError> {
-    Registry::embedded()
-        .and_then(|r| r.get(name))
-        .map_err(|e| LakeError::Scan {
-            table: name.to_string(),
-            source: PolarsError::ComputeError(e.to_string().into()),
-        })
-}
 
 /// How long after install the app's AppsFlyer SDK hands it the AppsFlyer ID, which the app
 /// then registers as the Mixpanel super property `appsflyer_id` (the usual AppsFlyer-Mixpanel
@@ -293,7 +284,7 @@ mod tests {
     }
 
     fn validate(table: &str, df: &DataFrame) {
-        Registry::embedded()
+        crate::schema::Registry::embedded()
             .unwrap()
             .get(table)
             .unwrap()

@@ -15,12 +15,12 @@ use polars::prelude::*;
 use crate::lake::{DateRange, Lake, LakeError};
 use crate::schema::Registry;
 
-/// The `sim.installs` table's schema.
-pub(crate) fn installs_table() -> Result<&'static crate::schema::TableSchema, LakeError> {
+/// The embedded schema of a `sim.*` table, its lookup failure as a lake error naming it.
+pub(crate) fn table(name: &str) -> Result<&'static crate::schema::TableSchema, LakeError> {
     Registry::embedded()
-        .and_then(|r| r.get("sim.installs"))
+        .and_then(|r| r.get(name))
         .map_err(|e| LakeError::Scan {
-            table: "sim.installs".into(),
+            table: name.to_string(),
             source: PolarsError::ComputeError(e.to_string().into()),
         })
 }
@@ -29,5 +29,5 @@ pub(crate) fn installs_table() -> Result<&'static crate::schema::TableSchema, La
 /// for their install's attribution (an install is never later than its events, so no day
 /// bound is needed). The local server passes a cached frame instead.
 pub async fn world_installs(lake: &Lake) -> Result<LazyFrame, LakeError> {
-    lake.scan(installs_table()?, DateRange::all()).await
+    lake.scan(table("sim.installs")?, DateRange::all()).await
 }

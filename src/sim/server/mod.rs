@@ -142,13 +142,24 @@ pub(crate) struct ServerState {
 }
 
 impl ServerState {
+    fn new(lake: Lake, options: ServerOptions) -> Self {
+        ServerState {
+            lake,
+            faults: options.faults.clone(),
+            options,
+            counts: Mutex::new(HashMap::new()),
+            engage_session: Mutex::new(None),
+            installs: Mutex::new(None),
+        }
+    }
+
     /// Every install of the world ([`crate::sim::serve::world_installs`]), cached: each
     /// export and in-app report call joins its events to their installs, and rescanning
     /// every install partition per call was most of those calls' cost. The cache is keyed
     /// by the partitions' manifest versions, so a world rewritten under a running server
     /// is read afresh.
     pub(crate) async fn world_installs(&self) -> Result<LazyFrame, LakeError> {
-        let table = crate::sim::serve::installs_table()?;
+        let table = crate::sim::serve::table("sim.installs")?;
         let mut key = Vec::new();
         for dt in self.lake.partitions(table).await? {
             if let Some(m) = self.lake.manifest(table, dt).await? {
@@ -197,14 +208,7 @@ pub struct SimServer {
 impl SimServer {
     /// Starts the server on an ephemeral loopback port, serving the world in `lake`.
     pub async fn start(lake: Lake, options: ServerOptions) -> std::io::Result<SimServer> {
-        let state = Arc::new(ServerState {
-            lake,
-            faults: options.faults.clone(),
-            options,
-            counts: Mutex::new(HashMap::new()),
-            engage_session: Mutex::new(None),
-            installs: Mutex::new(None),
-        });
+        let state = Arc::new(ServerState::new(lake, options));
         let app = Router::new()
             .nest("/mixpanel", mixpanel::routes())
             .nest("/appsflyer", appsflyer::routes())
@@ -283,20 +287,13 @@ mod tests {
     #[allow(clippy::unwrap_used)]
     async fn the_installs_cache_follows_a_rewritten_world() {
         let (lake, sim) = crate::test_support::small_world(2, 200).await;
-        let state = ServerState {
-            lake: lake.clone(),
-            faults: Faults::default(),
-            options: ServerOptions::default(),
-            counts: Mutex::new(HashMap::new()),
-            engage_session: Mutex::new(None),
-            installs: Mutex::new(None),
-        };
+        let state = ServerState::new(lake.clone(), ServerOptions::default());
         let rows = |lf: LazyFrame| lf.collect().unwrap().height();
         let first = rows(state.world_installs().await.unwrap());
         assert_eq!(first, 400);
         assert_eq!(rows(state.world_installs().await.unwrap()), first);
         // A new version of the first day with half its installs: the next call sees it.
-        let table = crate::sim::serve::installs_table().unwrap();
+        let table = crate::sim::serve::table("sim.installs").unwrap();
         let day = lake
             .scan(table, crate::lake::DateRange::day(sim.start_date))
             .await
