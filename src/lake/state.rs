@@ -59,4 +59,13 @@ impl Lake {
             .map_err(|e| self.store_error("write", relative, e))?;
         Ok(())
     }
+
+    /// Deletes any object under the lake's root; deleting one that is not there is not an
+    /// error.
+    pub async fn delete_object(&self, relative: &str) -> Result<(), LakeError> {
+        match self.store.delete(&self.path(relative)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.store_error("delete", relative, e)),
+        }
+    }
 }

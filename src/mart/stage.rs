@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use chrono::NaiveDate;
+use futures::StreamExt;
 use polars::prelude::*;
 use serde::Serialize;
 
@@ -167,8 +168,8 @@ pub async fn build_marts(
     let mut out = MartOutput::default();
 
     let started = Instant::now();
-    let facts = user_facts(installs.clone(), user_daily, predictions, &params)
-        .collect()
+    let facts = tracing::debug_span!("user_facts")
+        .in_scope(|| user_facts(installs.clone(), user_daily, predictions, &params).collect())
         .map_err(polars("user facts"))?;
     let daily = campaign_daily(
         facts.clone().lazy(),
@@ -307,6 +308,9 @@ pub async fn publish_marts(
     Ok(out)
 }
 
+/// Partition writes of one mart in flight at once.
+const PARTITION_WRITES_AT_ONCE: usize = 8;
+
 /// Writes `df` to the lake one partition per `dt`.
 async fn write_days(
     lake: &Lake,
@@ -325,11 +329,17 @@ async fn write_days(
     }
     let mut write = MartWrite {
         partitions: by_day.len(),
+        rows: by_day.values().map(|p| p.height() as u64).sum(),
         ..MartWrite::default()
     };
-    for (day, part) in by_day {
-        write.rows += part.height() as u64;
-        lake.write_partition(schema, day, part).await?;
+    // A mart rewrites a partition per install day every night; each is a few puts whose
+    // time is the store's round trips (tens of milliseconds each on S3), so several go at
+    // once. Each partition still commits on its own, whole or not at all.
+    let mut writes = futures::stream::iter(by_day)
+        .map(|(day, part)| lake.write_partition(schema, day, part))
+        .buffer_unordered(PARTITION_WRITES_AT_ONCE);
+    while let Some(written) = writes.next().await {
+        written?;
     }
     write.seconds = started.elapsed().as_secs_f64();
     tracing::info!(

@@ -128,14 +128,25 @@ impl Hurdle {
             .count();
         let late_payer_rate = late as f64 / unpaid.len().max(1) as f64;
         sample(&mut unpaid, params.max_payer_rows, &mut rng);
-        let payer = fit_payer(rows, &unpaid, late_payer_rate, &params)?;
-
         let mut payers: Vec<usize> = (0..n)
             .filter(|&i| rows.horizon_revenue_micros[i] > 0.0)
             .collect();
         let training_payers = payers.len();
         sample(&mut payers, params.max_value_rows, &mut rng);
-        let (value, log_residual_variance) = fit_value(rows, &payers, &params)?;
+
+        // The two parts are independent and each of smartcore's fits runs on one thread:
+        // side by side they take the longer one's time rather than the sum. The samples are
+        // drawn above, in a fixed order, so the fit is the same either way.
+        let (payer, value) = std::thread::scope(|scope| {
+            let value = scope.spawn(|| fit_value(rows, &payers, &params));
+            let payer = fit_payer(rows, &unpaid, late_payer_rate, &params);
+            (payer, value.join())
+        });
+        let payer = payer?;
+        let (value, log_residual_variance) = match value {
+            Ok(fitted) => fitted?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
         Ok(Hurdle {
             design,
             params,

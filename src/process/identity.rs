@@ -44,14 +44,21 @@ pub enum IdentityError {
 
 /// Resolves identities from `links` (columns of `clean.id_links`) and `installs` (`appsflyer_id`,
 /// `install_time` of every install).
-#[tracing::instrument(level = "debug", skip_all)]
 pub fn resolve(links: LazyFrame, installs: LazyFrame) -> Result<Identity, IdentityError> {
-    // A pair is linked again on every day its person is active, so the history's daily
-    // links repeat each pair many times (7.1 million rows for 1.1 million identifiers in
-    // the 180-day benchmark). Every rule below needs a pair once, with the first day it was
-    // seen: fold them before the string-keyed joins and sorts, which would otherwise grow
-    // with the days rather than the people.
-    let edges = links
+    let edges = step("fold links", || fold_links(links).collect())?;
+    resolve_pairs(edges, installs)
+}
+
+/// Every identifier pair of `links` once, with the first day it was seen: `dt`, `left_kind`,
+/// `left_id`, `right_kind`, `right_id`.
+///
+/// A pair is linked again on every day its person is active, so the history's daily links
+/// repeat each pair many times (7.1 million rows for 1.1 million identifiers in the 180-day
+/// benchmark). Every rule of the resolution needs a pair once, with the first day it was
+/// seen: folding first keeps its string-keyed joins and sorts growing with the people rather
+/// than the days.
+pub fn fold_links(links: LazyFrame) -> LazyFrame {
+    links
         .group_by([
             col("left_kind"),
             col("left_id"),
@@ -59,21 +66,41 @@ pub fn resolve(links: LazyFrame, installs: LazyFrame) -> Result<Identity, Identi
             col("right_id"),
         ])
         .agg([col("dt").min()])
-        .collect()?;
-    let conflicts = conflicting_ids(edges.clone().lazy()).collect()?;
+        .select([
+            col("dt"),
+            col("left_kind"),
+            col("left_id"),
+            col("right_kind"),
+            col("right_id"),
+        ])
+}
+
+/// [`resolve`] over pairs already folded by [`fold_links`] (the process stage keeps the
+/// history's fold between runs, see `process::pairs`).
+#[tracing::instrument(level = "debug", skip_all)]
+pub fn resolve_pairs(edges: DataFrame, installs: LazyFrame) -> Result<Identity, IdentityError> {
+    let conflicts = step("conflicts", || {
+        conflicting_ids(edges.clone().lazy()).collect()
+    })?;
     let installs = installs
         .select([col("appsflyer_id"), col("install_time")])
         .collect()?;
-    let nodes = node_table(
-        edges.clone().lazy(),
-        installs.clone().lazy(),
-        conflicts.clone().lazy(),
-    )
-    .collect()?;
-    let pairs = index_edges(edges.lazy(), nodes.clone().lazy()).collect()?;
+    let nodes = step("node table", || {
+        node_table(
+            edges.clone().lazy(),
+            installs.clone().lazy(),
+            conflicts.clone().lazy(),
+        )
+        .collect()
+    })?;
+    let pairs = step("index edges", || {
+        index_edges(edges.lazy(), nodes.clone().lazy()).collect()
+    })?;
     let (labels, people_found) = components(nodes, &pairs)?;
-    let nodes = with_user_keys(labels.lazy(), installs.lazy()).collect()?;
-    let people = known_ids(nodes.clone().lazy()).collect()?;
+    let nodes = step("user keys", || {
+        with_user_keys(labels.lazy(), installs.lazy()).collect()
+    })?;
+    let people = step("known ids", || known_ids(nodes.clone().lazy()).collect())?;
     let conflicts = conflicts.height() as u64;
     let nodes = nodes
         .lazy()
@@ -92,6 +119,11 @@ pub fn resolve(links: LazyFrame, installs: LazyFrame) -> Result<Identity, Identi
         components: people_found,
         conflicts,
     })
+}
+
+/// Runs one collect of the resolution in a debug span, so `ltv -v` shows where its time goes.
+fn step<T>(name: &'static str, f: impl FnOnce() -> PolarsResult<T>) -> PolarsResult<T> {
+    tracing::debug_span!("identity", step = name).in_scope(f)
 }
 
 /// Shared identifiers seen with more than one app user id: `kind`, `id`.
@@ -123,7 +155,9 @@ pub fn conflicting_ids(edges: LazyFrame) -> LazyFrame {
 }
 
 /// Every identifier once, with the first day it was seen, whether it conflicts, and an
-/// integer `node` (by sorted kind and id, so reruns number nodes alike).
+/// integer `node`. The numbering may differ between runs (it follows the group-by's order):
+/// nothing downstream depends on it, since a component's key is chosen from its members'
+/// installs and ids, never from node numbers, and the output is sorted by kind and id.
 fn node_table(edges: LazyFrame, installs: LazyFrame, conflicts: LazyFrame) -> LazyFrame {
     let left = edges.clone().select([
         col("left_kind").alias("kind"),
@@ -152,7 +186,6 @@ fn node_table(edges: LazyFrame, installs: LazyFrame, conflicts: LazyFrame) -> La
             JoinArgs::new(JoinType::Left),
         )
         .with_column(col("conflict").fill_null(lit(false)))
-        .sort(["kind", "id"], SortMultipleOptions::default())
         .with_row_index("node", None)
 }
 

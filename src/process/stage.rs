@@ -10,12 +10,13 @@ use polars::prelude::*;
 
 use super::campaigns::{campaign_daily, map_campaigns, suggest};
 use super::events::{events_plan, events_plan_eager, first_activity};
-use super::identity::{Identity, resolve};
+use super::identity::{Identity, resolve_pairs};
 use super::installs::{
     attach_people, finish_installs, install_advertising_ids, mark_no_activity, mark_p360,
     mark_pattern_fraud, mark_test_installs, one_row_per_install,
 };
 use super::new_events::{EventNames, STATE_KEY};
+use super::pairs::history_pairs;
 use super::user_daily::user_daily;
 use crate::cleanse::links::{PROFILE_PAIRS, id_pairs};
 use crate::cleanse::quality::{QualityLog, RuleCount};
@@ -61,11 +62,17 @@ pub async fn run_process_with(
     let mut quality = QualityLog::default();
     let mut quarantine: BTreeMap<NaiveDate, Vec<DataFrame>> = BTreeMap::new();
 
-    let links = all_links(lake).await?;
+    let pairs = history_pairs(
+        lake,
+        config.analysis.restatement_days,
+        profile_pairs(lake).await?,
+    )
+    .await?;
+    let edges = pairs.edges.clone().lazy();
     let af = lake
         .scan(table("clean.af_installs")?, DateRange::all())
         .await?;
-    let identity = resolve(links.clone(), af.clone()).map_err(|e| CleanseError::Table {
+    let identity = resolve_pairs(pairs.edges, af.clone()).map_err(|e| CleanseError::Table {
         table: "clean.identities".into(),
         error: e.to_string(),
     })?;
@@ -78,7 +85,7 @@ pub async fn run_process_with(
     );
     write_identities(lake, &identity, range, &mut out).await?;
 
-    let installs = installs_before_activity(config, lake, &identity, af, links).await?;
+    let installs = installs_before_activity(config, lake, &identity, af, edges).await?;
     let persons = persons(&installs, &identity, lake).await?;
     // The no-activity rule looks past the range by its window, where events exist.
     let extra_days = (i64::from(config.fraud.no_activity_hours.get()) + 23) / 24 + 1;
@@ -376,34 +383,20 @@ async fn lookups_for(
     Ok((nodes, persons))
 }
 
-/// Every identifier pair: the daily `clean.id_links` and the latest profile snapshot's.
-#[tracing::instrument(level = "debug", skip_all)]
-async fn all_links(lake: &Lake) -> Result<LazyFrame, CleanseError> {
-    let err = whole("clean.id_links");
-    let daily = lake
-        .scan(table("clean.id_links")?, DateRange::all())
-        .await?;
+/// The latest profile snapshot's identifier pairs (`dt`, `left_kind`, `left_id`,
+/// `right_kind`, `right_id`) and its day: identity adds them to the daily links.
+async fn profile_pairs(lake: &Lake) -> Result<Option<(LazyFrame, NaiveDate)>, CleanseError> {
+    let err = whole("clean.profiles");
     let t = table("clean.profiles")?;
     let Some(day) = lake.partitions(t).await?.into_iter().next_back() else {
-        return Ok(daily);
+        return Ok(None);
     };
     let profiles = lake.scan(t, DateRange::day(day)).await?;
     let pairs = id_pairs(profiles, "clean.profiles", &PROFILE_PAIRS)
         .map_err(&err)?
         .with_column(days_lit(day).alias("dt"))
-        .select(
-            [
-                "dt",
-                "source",
-                "left_kind",
-                "left_id",
-                "right_kind",
-                "right_id",
-                "rows",
-            ]
-            .map(col),
-        );
-    concat([daily, pairs], UnionArgs::default()).map_err(err)
+        .select(["dt", "left_kind", "left_id", "right_kind", "right_id"].map(col));
+    Ok(Some((pairs, day)))
 }
 
 fn count_true(df: &DataFrame, column: &str) -> u64 {
@@ -489,7 +482,7 @@ async fn installs_before_activity(
     lake: &Lake,
     identity: &Identity,
     af: LazyFrame,
-    links: LazyFrame,
+    pairs: LazyFrame,
 ) -> Result<DataFrame, CleanseError> {
     let err = whole("clean.installs");
     let signals = lake
@@ -502,7 +495,7 @@ async fn installs_before_activity(
         lf,
         identity.nodes.clone().lazy(),
         identity.people.clone().lazy(),
-        install_advertising_ids(links),
+        install_advertising_ids(pairs),
     );
     let lf = mark_p360(lf, signals);
     let lf = mark_pattern_fraud(lf, &config.fraud).map_err(&err)?;

@@ -44,30 +44,36 @@ pub fn user_facts(
         col("channel"),
         campaign_key(),
     ]);
+    // Each checkpoint's revenue is a column before the group-by, so every aggregation is a
+    // plain sum or any: a filter inside the aggregation is evaluated group by group, and with
+    // a person per group over millions of daily rows that took seconds.
     let revenue = col("revenue_reporting_micros").fill_null(lit(0i64));
     let day = col("day_n");
+    let mut columns = vec![
+        col("user_key"),
+        revenue.clone().alias("revenue_to_date_micros"),
+        day.clone().eq(lit(1i32)).alias("active_d1"),
+        day.clone().eq(lit(7i32)).alias("active_d7"),
+    ];
     let mut aggs = vec![
-        revenue.clone().sum().alias("revenue_to_date_micros"),
-        day.clone().eq(lit(1i32)).any(true).alias("active_d1"),
-        day.clone().eq(lit(7i32)).any(true).alias("active_d7"),
+        col("revenue_to_date_micros").sum(),
+        col("active_d1").any(true),
+        col("active_d7").any(true),
     ];
     let ladder = checkpoints(params);
     for &n in &ladder {
+        let name = revenue_at(n);
         let n = i32::try_from(n).unwrap_or(i32::MAX);
-        aggs.push(
-            revenue
-                .clone()
-                .filter(day.clone().lt(lit(n)))
-                .sum()
-                .alias(revenue_at(n.unsigned_abs())),
+        columns.push(
+            when(day.clone().lt(lit(n)))
+                .then(revenue.clone())
+                .otherwise(lit(0i64))
+                .alias(name.as_str()),
         );
+        aggs.push(col(name).sum());
     }
     let per_user = user_daily
-        .select([
-            col("user_key"),
-            col("day_n"),
-            col("revenue_reporting_micros"),
-        ])
+        .select(columns)
         .group_by([col("user_key")])
         .agg(aggs);
 
