@@ -83,6 +83,15 @@ fn u64s(df: &DataFrame, c: &str) -> Vec<u64> {
         .collect()
 }
 
+/// Whether every partition's rows are in export line order: the plans keep rows where the
+/// raw layer put them (duplicates are ranked by ingestion time without moving the frame).
+fn in_line_order(df: &DataFrame) -> bool {
+    let days = df.column("dt").unwrap().cast(&DataType::Int32).unwrap();
+    let days: Vec<Option<i32>> = days.i32().unwrap().iter().collect();
+    let lines = u64s(df, "line");
+    (1..lines.len()).all(|i| days[i] != days[i - 1] || lines[i] > lines[i - 1])
+}
+
 async fn clean_and_process(config: &PipelineConfig, lake: &Lake) {
     let c = run_cleanse(config, lake, range(), "test-cleanse")
         .await
@@ -162,6 +171,12 @@ async fn the_clean_layer_matches_the_simulated_truth() {
         injected,
         "duplicates removed = injected"
     );
+    assert!(
+        in_line_order(&clean),
+        "clean.mixpanel_events left line order"
+    );
+    let events = table(&lake, "clean.events").await;
+    assert!(in_line_order(&events), "clean.events left line order");
 
     // --- Installs against the truth, through sim.installs (appsflyer_id -> user). ---
     let sim_installs = table(&lake, "sim.installs").await;

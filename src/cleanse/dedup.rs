@@ -21,20 +21,36 @@ pub const MIXPANEL_EVENT_KEY: [&str; 3] = ["event", "distinct_id", "insert_id"];
 /// so the choice does not depend on the order rows arrive in. Rows an earlier rule already
 /// rejected (see [`crate::cleanse::reject`]) neither count as nor hide a duplicate: a sound
 /// resend of a malformed row is kept. The frame must carry the reject column.
+///
+/// Only the key and the two order columns are put in ingestion order, not the frame:
+/// sorting the frame moved every string column of the day twice (into ingestion order and
+/// back into line order), which cost more than the rule itself. Rows keep their places.
 pub fn mark_mixpanel_duplicates(lf: LazyFrame, key: &[String]) -> LazyFrame {
     let mut parts: Vec<Expr> = key.iter().map(|k| col(k.as_str())).collect();
     parts.push(col(REJECT).is_null().alias("_sound"));
-    lf.sort(
-        ["mp_processing_time_ms", "line"],
+    // Row numbers in ingestion order (processing time, then export line, unknown times
+    // last), and each row's position in that order.
+    let ingestion_order = col(ROW).sort_by(
+        [col("mp_processing_time_ms"), col("line")],
         SortMultipleOptions::default().with_nulls_last(true),
-    )
-    .with_column(
-        when(col("insert_id").is_null().or(col(REJECT).is_not_null()))
-            .then(lit(false))
-            .otherwise(as_struct(parts).is_first_distinct().not())
-            .alias(DUPLICATE),
-    )
+    );
+    let position = ingestion_order.clone().arg_sort(false, false);
+    let first_of_key = as_struct(parts)
+        .gather(ingestion_order, false)
+        .is_first_distinct()
+        .gather(position, false);
+    lf.with_row_index(ROW, None)
+        .with_column(
+            when(col("insert_id").is_null().or(col(REJECT).is_not_null()))
+                .then(lit(false))
+                .otherwise(first_of_key.not())
+                .alias(DUPLICATE),
+        )
+        .drop(cols([ROW]))
 }
+
+/// The row number [`mark_mixpanel_duplicates`] orders by.
+const ROW: &str = "_row";
 
 /// Rows that repeat `key`: the first by `newest_first` column descending is kept (for
 /// channel reports, `pulled_at`, so the latest pull of a restated day wins; for AppsFlyer,

@@ -51,40 +51,27 @@ fn usable(c: &str) -> Expr {
         .and(col(c).is_in(lit(placeholders).implode(false), false).not())
 }
 
-/// The distinct pairs of `specs` in `lf`, with how many rows carried each. Fails only when
-/// Polars cannot build the union.
+/// The distinct pairs of `specs` in `lf`, with how many rows carried each, in no particular
+/// order (the stage sorts a day's pairs of every source once, when it writes them). Each
+/// kind of pair is grouped on its two id columns alone; the kinds are constants added after.
+/// Fails only when Polars cannot build the union.
 pub fn id_pairs(lf: LazyFrame, source: &str, specs: &[PairSpec]) -> PolarsResult<LazyFrame> {
     let parts: Vec<LazyFrame> = specs
         .iter()
         .map(|(lk, lc, rk, rc)| {
-            lf.clone().filter(usable(lc).and(usable(rc))).select([
-                lit(*lk).alias("left_kind"),
-                col(*lc).alias("left_id"),
-                lit(*rk).alias("right_kind"),
-                col(*rc).alias("right_id"),
-            ])
+            lf.clone()
+                .filter(usable(lc).and(usable(rc)))
+                .group_by([col(*lc).alias("left_id"), col(*rc).alias("right_id")])
+                .agg([len().cast(DataType::UInt64).alias("rows")])
+                .select([
+                    lit(source.to_string()).alias("source"),
+                    lit(*lk).alias("left_kind"),
+                    col("left_id"),
+                    lit(*rk).alias("right_kind"),
+                    col("right_id"),
+                    col("rows"),
+                ])
         })
         .collect();
-    let all = concat(parts, UnionArgs::default())?;
-    Ok(all
-        .group_by([
-            col("left_kind"),
-            col("left_id"),
-            col("right_kind"),
-            col("right_id"),
-        ])
-        .agg([len().cast(DataType::UInt64).alias("rows")])
-        .with_column(lit(source.to_string()).alias("source"))
-        .select([
-            col("source"),
-            col("left_kind"),
-            col("left_id"),
-            col("right_kind"),
-            col("right_id"),
-            col("rows"),
-        ])
-        .sort(
-            ["left_kind", "left_id", "right_kind", "right_id"],
-            SortMultipleOptions::default(),
-        ))
+    concat(parts, UnionArgs::default())
 }

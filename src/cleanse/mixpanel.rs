@@ -40,7 +40,8 @@ pub const CLEAN_COLUMNS: [&str; 17] = [
 ];
 
 /// The whole plan for one raw partition of `raw.mixpanel_export`: the clean columns plus
-/// the reject reason, in export line order.
+/// the reject reason, in the raw partition's order (export line order: the connector lands
+/// one body's lines in order, and no rule here moves a row).
 pub fn clean_mixpanel_events(raw: LazyFrame, key: &[String], norm: &Normalisation) -> LazyFrame {
     let lf = with_reject(raw);
     let lf = reject_malformed_events(lf);
@@ -49,7 +50,6 @@ pub fn clean_mixpanel_events(raw: LazyFrame, key: &[String], norm: &Normalisatio
     let lf = reject_unknown_currency(lf, "currency", "_fx_date", norm.fx.clone());
     let lf = normalise_events(lf, norm);
     lf.select(CLEAN_COLUMNS.map(col))
-        .sort(["line"], SortMultipleOptions::default())
 }
 
 /// The same rules as [`clean_mixpanel_events`], collected after every rule: the eager
@@ -70,10 +70,7 @@ pub fn clean_mixpanel_events_eager(
     let df =
         reject_unknown_currency(df.lazy(), "currency", "_fx_date", norm.fx.clone()).collect()?;
     let df = normalise_events(df.lazy(), norm).collect()?;
-    df.lazy()
-        .select(CLEAN_COLUMNS.map(col))
-        .sort(["line"], SortMultipleOptions::default())
-        .collect()
+    df.lazy().select(CLEAN_COLUMNS.map(col)).collect()
 }
 
 /// Rows the parser could not read (`malformed`), negative revenue, and revenue without a

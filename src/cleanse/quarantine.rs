@@ -41,7 +41,13 @@ pub struct Split {
 pub fn split(marked: DataFrame, origin: &Origin<'_>) -> PolarsResult<Split> {
     let reasons = marked.column(REJECT)?.str()?.clone();
     let rejected_mask = reasons.is_not_null();
-    let kept = marked.filter(&!&rejected_mask)?.drop(REJECT)?;
+    // Most partitions of most rules reject nothing: then the frame is kept as it is, not
+    // copied through a filter.
+    let kept = if reasons.null_count() == reasons.len() {
+        marked.drop(REJECT)?
+    } else {
+        marked.filter(&!&rejected_mask)?.drop(REJECT)?
+    };
     let rejected = marked.filter(&rejected_mask)?;
     let quarantined = quarantine_rows(&rejected, origin)?;
     let mut removed: Vec<(String, u64)> = Vec::new();
@@ -74,37 +80,49 @@ struct Row {
     row: String,
 }
 
+/// The rejected rows as quarantine rows. Cells are read a column at a time (one pass down
+/// each column, skipping the ones no row keeps) and the JSON of each row assembled after:
+/// reading cell by cell across the row cost a chunk lookup per cell.
 fn quarantine_rows(rejected: &DataFrame, origin: &Origin<'_>) -> PolarsResult<DataFrame> {
-    let reasons = rejected.column(REJECT)?.str()?;
-    let mut rows = Vec::with_capacity(rejected.height());
-    for i in 0..rejected.height() {
-        let reason = reasons.get(i).unwrap_or_default().to_string();
-        let rule = reason.split(": ").next().unwrap_or(&reason).to_string();
-        let mut key = Map::new();
-        let mut row = Map::new();
-        for column in rejected.columns() {
-            let name = column.name().as_str();
-            if name == REJECT {
-                continue;
+    let n = rejected.height();
+    let mut keys = vec![Map::new(); n];
+    let mut cells = vec![Map::new(); n];
+    for column in rejected.columns() {
+        let name = column.name().as_str();
+        let in_key = origin.key.contains(&name);
+        let in_row = name != REJECT && !BULKY_COLUMNS.contains(&name) && !name.starts_with('_');
+        if !in_key && !in_row {
+            continue;
+        }
+        for (i, cell) in column.as_materialized_series().iter().enumerate() {
+            let value = json_value(&cell);
+            if in_key {
+                keys[i].insert(name.to_string(), value.clone());
             }
-            let value = json_value(&column.get(i)?);
-            if origin.key.contains(&name) {
-                key.insert(name.to_string(), value.clone());
-            }
-            if !BULKY_COLUMNS.contains(&name) && !name.starts_with('_') {
-                row.insert(name.to_string(), value);
+            if in_row {
+                cells[i].insert(name.to_string(), value);
             }
         }
-        rows.push(Row {
-            stage: origin.stage.to_string(),
-            run_id: origin.run_id.to_string(),
-            source: origin.source.to_string(),
-            row_key: Value::Object(key).to_string(),
-            rule,
-            reason,
-            row: Value::Object(row).to_string(),
-        });
     }
+    let reasons = rejected.column(REJECT)?.str()?;
+    let rows = reasons
+        .iter()
+        .zip(keys)
+        .zip(cells)
+        .map(|((reason, key), row)| {
+            let reason = reason.unwrap_or_default().to_string();
+            let rule = reason.split(": ").next().unwrap_or(&reason).to_string();
+            Row {
+                stage: origin.stage.to_string(),
+                run_id: origin.run_id.to_string(),
+                source: origin.source.to_string(),
+                row_key: Value::Object(key).to_string(),
+                rule,
+                reason,
+                row: Value::Object(row).to_string(),
+            }
+        })
+        .collect();
     quarantine_frame(origin.dt, rows)
 }
 

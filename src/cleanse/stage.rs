@@ -435,17 +435,11 @@ impl Context {
             }
             let err = partition_error("clean.id_links", dt);
             if !day.links.is_empty() {
+                // Each source's pairs are already distinct, and no two sources share a name:
+                // the day's links only need their order.
                 let links = concat(day.links, UnionArgs::default())
                     .and_then(|lf| {
-                        lf.group_by([
-                            col("source"),
-                            col("left_kind"),
-                            col("left_id"),
-                            col("right_kind"),
-                            col("right_id"),
-                        ])
-                        .agg([col("rows").sum()])
-                        .sort(
+                        lf.sort(
                             ["source", "left_kind", "left_id", "right_kind", "right_id"],
                             SortMultipleOptions::default(),
                         )
