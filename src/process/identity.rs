@@ -42,13 +42,6 @@ pub enum IdentityError {
     NodeOutOfRange(IdxSize),
 }
 
-/// Resolves identities from `links` (columns of `clean.id_links`) and `installs` (`appsflyer_id`,
-/// `install_time` of every install).
-pub fn resolve(links: LazyFrame, installs: LazyFrame) -> Result<Identity, IdentityError> {
-    let edges = step("fold links", || fold_links(links).collect())?;
-    resolve_pairs(edges, installs)
-}
-
 /// Every identifier pair of `links` once, with the first day it was seen: `dt`, `left_kind`,
 /// `left_id`, `right_kind`, `right_id`.
 ///
@@ -75,8 +68,9 @@ pub fn fold_links(links: LazyFrame) -> LazyFrame {
         ])
 }
 
-/// [`resolve`] over pairs already folded by [`fold_links`] (the process stage keeps the
-/// history's fold between runs, see `process::pairs`).
+/// Resolves identities from `edges`, every identifier pair once as [`fold_links`] folds the
+/// columns of `clean.id_links` (the process stage keeps the history's fold between runs, see
+/// `process::pairs`), and `installs` (`appsflyer_id`, `install_time` of every install).
 #[tracing::instrument(level = "debug", skip_all)]
 pub fn resolve_pairs(edges: DataFrame, installs: LazyFrame) -> Result<Identity, IdentityError> {
     let conflicts = step("conflicts", || {
@@ -383,6 +377,11 @@ mod tests {
         ])
         .unwrap()
         .lazy()
+    }
+
+    /// Identity straight from daily links, as the stage gets it through the saved fold.
+    fn resolve(links: LazyFrame, installs: LazyFrame) -> Result<Identity, IdentityError> {
+        resolve_pairs(fold_links(links).collect()?, installs)
     }
 
     fn key_of(identity: &Identity, kind: &str, id: &str) -> String {
