@@ -434,7 +434,7 @@ fn first_activity_of(marked: &DataFrame, persons: &DataFrame) -> PolarsResult<Da
 }
 
 /// `clean.identities`, the partitions of the range (an identifier's partition is the day it
-/// was first seen).
+/// was first seen), each sorted by kind and id.
 #[tracing::instrument(level = "debug", skip_all)]
 async fn write_identities(
     lake: &Lake,
@@ -454,6 +454,7 @@ async fn write_identities(
                 .gt_eq(days_lit(range.from))
                 .and(col("dt").lt_eq(days_lit(range.to))),
         )
+        .sort(["kind", "id"], SortMultipleOptions::default())
         .collect()
         .map_err(&err)?;
     let mut by_day: BTreeMap<NaiveDate, DataFrame> = BTreeMap::new();
@@ -513,7 +514,8 @@ async fn latest(lake: &Lake, name: &str) -> Result<LazyFrame, CleanseError> {
     })
 }
 
-/// People whose latest profile matches a test-user rule: `user_key`, `reason`.
+/// People whose latest profile matches a test-user rule: `user_key`, `reason` (a row per
+/// person; where several of their profiles match, the smallest reason).
 async fn test_people(lake: &Lake, identity: &Identity) -> Result<LazyFrame, CleanseError> {
     let profiles = latest(lake, "clean.profiles").await?;
     let by_user = identity
@@ -530,7 +532,9 @@ async fn test_people(lake: &Lake, identity: &Identity) -> Result<LazyFrame, Clea
             [col("id")],
             JoinArgs::new(JoinType::Inner),
         )
-        .select([col("user_key"), col("test_reason").alias("reason")]))
+        .group_by([col("user_key")])
+        // One reason per person, the same whatever order the joins left the rows in.
+        .agg([col("test_reason").min().alias("reason")]))
 }
 
 /// Each person's first install (campaign keys, fraud, test) plus test people without an

@@ -1,8 +1,8 @@
 //! Identity resolution: one person per connected component of the identifier graph.
 //!
 //! Nodes are identifiers (`appsflyer_id`, `advertising_id`, `user_id`, `device_id`); edges
-//! are the pairs some row carried together (`clean.id_links`). Components are found by
-//! union-find on integer node ids; each takes the smallest node id in it as its label.
+//! are the pairs some row carried together (`clean.id_links`). Each identifier is interned
+//! once to an integer node ([`graph`]) and components are found by union-find on those.
 //!
 //! The conflict rule: an advertising id or a Mixpanel device id that appears with more than
 //! one app user id (a shared or reset device, a QA phone, a device farm) would merge people
@@ -16,10 +16,17 @@
 
 use polars::prelude::*;
 
+mod graph;
+#[cfg(test)]
+mod reference;
+
+use graph::Graph;
+
 /// Identifier kinds that may be claimed by several people and so can conflict.
 pub const SHARED_KINDS: [&str; 2] = ["advertising_id", "device_id"];
 
-/// The resolved identities.
+/// The resolved identities. Neither frame has a stable row order: sort before writing or
+/// comparing.
 #[derive(Debug, Clone)]
 pub struct Identity {
     /// `kind`, `id`, `dt` (first seen), `user_key`, `conflict`: `clean.identities`.
@@ -33,13 +40,11 @@ pub struct Identity {
     pub conflicts: u64,
 }
 
-/// Errors: Polars failures, or an edge naming a node the node table does not hold.
+/// Errors: Polars failures (a frame without the columns or types identity reads).
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     #[error(transparent)]
     Polars(#[from] PolarsError),
-    #[error("identity resolution: an edge names node {0}, which is not in the node table")]
-    NodeOutOfRange(IdxSize),
 }
 
 /// Every identifier pair of `links` once, with the first day it was seen: `dt`, `left_kind`,
@@ -71,260 +76,40 @@ pub fn fold_links(links: LazyFrame) -> LazyFrame {
 /// Resolves identities from `edges`, every identifier pair once as [`fold_links`] folds the
 /// columns of `clean.id_links` (the process stage keeps the history's fold between runs, see
 /// `process::pairs`), and `installs` (`appsflyer_id`, `install_time` of every install).
+///
+/// An identifier is first seen on the earliest day of its pairs and installs (an install's
+/// UTC day). The work is done on the interned graph of [`graph`]; the frames are built once
+/// at the end.
 #[tracing::instrument(level = "debug", skip_all)]
 pub fn resolve_pairs(edges: DataFrame, installs: LazyFrame) -> Result<Identity, IdentityError> {
-    let conflicts = step("conflicts", || {
-        conflicting_ids(edges.clone().lazy()).collect()
-    })?;
     let installs = installs
-        .select([col("appsflyer_id"), col("install_time")])
-        .collect()?;
-    let nodes = step("node table", || {
-        node_table(
-            edges.clone().lazy(),
-            installs.clone().lazy(),
-            conflicts.clone().lazy(),
-        )
-        .collect()
-    })?;
-    let pairs = step("index edges", || {
-        index_edges(edges.lazy(), nodes.clone().lazy()).collect()
-    })?;
-    let (labels, people_found) = components(nodes, &pairs)?;
-    let nodes = step("user keys", || {
-        with_user_keys(labels.lazy(), installs.lazy()).collect()
-    })?;
-    let people = step("known ids", || known_ids(nodes.clone().lazy()).collect())?;
-    let conflicts = conflicts.height() as u64;
-    let nodes = nodes
-        .lazy()
         .select([
-            col("dt"),
-            col("kind"),
-            col("id"),
-            col("user_key"),
-            col("conflict"),
+            col("appsflyer_id"),
+            col("install_time").cast(DataType::Datetime(
+                TimeUnit::Milliseconds,
+                Some(TimeZone::UTC),
+            )),
         ])
-        .sort(["kind", "id"], SortMultipleOptions::default())
         .collect()?;
+    let mut graph = Graph::default();
+    step("intern", || {
+        graph.add_pairs(&edges)?;
+        graph.add_installs(&installs)
+    })?;
+    let resolved = step("components", || Ok(graph.resolve()))?;
+    let nodes = step("node frame", || resolved.nodes_frame())?;
+    let people = step("people frame", || resolved.people_frame())?;
     Ok(Identity {
         nodes,
         people,
-        components: people_found,
-        conflicts,
+        components: resolved.components(),
+        conflicts: resolved.conflicts(),
     })
 }
 
-/// Runs one collect of the resolution in a debug span, so `ltv -v` shows where its time goes.
+/// Runs one step of the resolution in a debug span, so `ltv -v` shows where its time goes.
 fn step<T>(name: &'static str, f: impl FnOnce() -> PolarsResult<T>) -> PolarsResult<T> {
     tracing::debug_span!("identity", step = name).in_scope(f)
-}
-
-/// Shared identifiers seen with more than one app user id: `kind`, `id`.
-pub fn conflicting_ids(edges: LazyFrame) -> LazyFrame {
-    let shared = Series::new("shared".into(), SHARED_KINDS);
-    let one_way = edges.clone().select([
-        col("left_kind").alias("kind"),
-        col("left_id").alias("id"),
-        col("right_kind").alias("other_kind"),
-        col("right_id").alias("other_id"),
-    ]);
-    let other_way = edges.select([
-        col("right_kind").alias("kind"),
-        col("right_id").alias("id"),
-        col("left_kind").alias("other_kind"),
-        col("left_id").alias("other_id"),
-    ]);
-    concat([one_way, other_way], UnionArgs::default())
-        .unwrap_or_else(|_| DataFrame::empty().lazy())
-        .filter(
-            col("kind")
-                .is_in(lit(shared).implode(false), false)
-                .and(col("other_kind").eq(lit("user_id"))),
-        )
-        .group_by([col("kind"), col("id")])
-        .agg([col("other_id").n_unique().alias("users")])
-        .filter(col("users").gt(lit(1)))
-        .select([col("kind"), col("id")])
-}
-
-/// Every identifier once, with the first day it was seen, whether it conflicts, and an
-/// integer `node`. The numbering may differ between runs (it follows the group-by's order):
-/// nothing downstream depends on it, since a component's key is chosen from its members'
-/// installs and ids, never from node numbers, and the output is sorted by kind and id.
-fn node_table(edges: LazyFrame, installs: LazyFrame, conflicts: LazyFrame) -> LazyFrame {
-    let left = edges.clone().select([
-        col("left_kind").alias("kind"),
-        col("left_id").alias("id"),
-        col("dt"),
-    ]);
-    let right = edges.select([
-        col("right_kind").alias("kind"),
-        col("right_id").alias("id"),
-        col("dt"),
-    ]);
-    let installed = installs.select([
-        lit("appsflyer_id").alias("kind"),
-        col("appsflyer_id").alias("id"),
-        col("install_time").dt().date().alias("dt"),
-    ]);
-    let flagged = conflicts.with_column(lit(true).alias("conflict"));
-    concat([left, right, installed], UnionArgs::default())
-        .unwrap_or_else(|_| DataFrame::empty().lazy())
-        .group_by([col("kind"), col("id")])
-        .agg([col("dt").min()])
-        .join(
-            flagged,
-            [col("kind"), col("id")],
-            [col("kind"), col("id")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .with_column(col("conflict").fill_null(lit(false)))
-        .with_row_index("node", None)
-}
-
-/// Edges as node pairs, without conflicting nodes.
-fn index_edges(edges: LazyFrame, nodes: LazyFrame) -> LazyFrame {
-    let usable = nodes
-        .filter(col("conflict").not())
-        .select([col("kind"), col("id"), col("node")]);
-    edges
-        .join(
-            usable.clone(),
-            [col("left_kind"), col("left_id")],
-            [col("kind"), col("id")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .rename(["node"], ["a"], true)
-        .join(
-            usable,
-            [col("right_kind"), col("right_id")],
-            [col("kind"), col("id")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .rename(["node"], ["b"], true)
-        .select([col("a"), col("b")])
-}
-
-/// Connected components by union-find: `nodes` gains `label`, the smallest node of its
-/// component. Roots are always the smaller node, so the label does not depend on the order
-/// of the pairs, and the whole graph is one pass over the edges (a join per round of label
-/// propagation over a million identifiers cost seconds; this costs milliseconds).
-fn components(nodes: DataFrame, pairs: &DataFrame) -> Result<(DataFrame, usize), IdentityError> {
-    let node = nodes.column("node")?.idx()?;
-    let n = node.len();
-    let mut parent: Vec<IdxSize> = (0..n).map(|i| i as IdxSize).collect();
-    let a = pairs.column("a")?.idx()?;
-    let b = pairs.column("b")?.idx()?;
-    for (a, b) in a.iter().zip(b.iter()) {
-        let (Some(a), Some(b)) = (a, b) else { continue };
-        let (ra, rb) = (
-            root(&mut parent, a).ok_or(IdentityError::NodeOutOfRange(a))?,
-            root(&mut parent, b).ok_or(IdentityError::NodeOutOfRange(b))?,
-        );
-        match ra.cmp(&rb) {
-            std::cmp::Ordering::Less => parent[rb as usize] = ra,
-            std::cmp::Ordering::Greater => parent[ra as usize] = rb,
-            std::cmp::Ordering::Equal => {}
-        }
-    }
-    let mut labels = Vec::with_capacity(n);
-    for v in node.iter() {
-        let v = v.ok_or(IdentityError::NodeOutOfRange(IdxSize::MAX))?;
-        labels.push(root(&mut parent, v).ok_or(IdentityError::NodeOutOfRange(v))?);
-    }
-    let count = (0..n).filter(|&i| parent[i] as usize == i).count();
-    let mut nodes = nodes;
-    nodes.with_column(IdxCa::from_vec("label".into(), labels).into_column())?;
-    Ok((nodes, count))
-}
-
-/// The root of `v`'s tree, halving the path on the way; `None` when `v` is not a node.
-fn root(parent: &mut [IdxSize], mut v: IdxSize) -> Option<IdxSize> {
-    loop {
-        let p = *parent.get(v as usize)?;
-        if p == v {
-            return Some(v);
-        }
-        let grand = parent[p as usize];
-        parent[v as usize] = grand;
-        v = grand;
-    }
-}
-
-/// The person's key per component: the AppsFlyer id of the first install, else the smallest
-/// `kind:id`.
-fn with_user_keys(labels: LazyFrame, installs: LazyFrame) -> LazyFrame {
-    let first_install = labels
-        .clone()
-        .filter(col("kind").eq(lit("appsflyer_id")))
-        .join(
-            installs,
-            [col("id")],
-            [col("appsflyer_id")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .sort(["install_time", "id"], SortMultipleOptions::default())
-        .group_by([col("label")])
-        .agg([col("id").first().alias("install_key")]);
-    let fallback = labels
-        .clone()
-        .select([
-            col("label"),
-            concat_str([col("kind"), col("id")], ":", true).alias("node_key"),
-        ])
-        .group_by([col("label")])
-        .agg([col("node_key").min().alias("fallback_key")]);
-    labels
-        .join(
-            first_install,
-            [col("label")],
-            [col("label")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .join(
-            fallback,
-            [col("label")],
-            [col("label")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .with_column(coalesce(&[col("install_key"), col("fallback_key")]).alias("user_key"))
-        .drop(cols(["install_key", "fallback_key"]))
-}
-
-/// Per person, the advertising id and app user id where exactly one (non-conflicting) is
-/// known: the values that fill rows missing them.
-fn known_ids(nodes: LazyFrame) -> LazyFrame {
-    let one = |kind: &str, name: &str| {
-        nodes
-            .clone()
-            .filter(
-                col("kind")
-                    .eq(lit(kind.to_string()))
-                    .and(col("conflict").not()),
-            )
-            .group_by([col("user_key")])
-            .agg([col("id").n_unique().alias("n"), col("id").min().alias(name)])
-            .filter(col("n").eq(lit(1)))
-            .select([col("user_key"), col(name)])
-    };
-    nodes
-        .clone()
-        .select([col("user_key")])
-        .unique(None, UniqueKeepStrategy::Any)
-        .join(
-            one("advertising_id", "known_advertising_id"),
-            [col("user_key")],
-            [col("user_key")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .join(
-            one("user_id", "known_user_id"),
-            [col("user_key")],
-            [col("user_key")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .sort(["user_key"], SortMultipleOptions::default())
 }
 
 #[cfg(test)]
@@ -514,5 +299,90 @@ mod tests {
             .unwrap()
             .null_count();
         assert_eq!(filled, identity.people.height());
+    }
+
+    /// Folded pairs and installs drawn at random from small pools of identifiers, so that
+    /// pairs chain people together, shared ids meet several users, and install times tie.
+    fn random_history(seed: u64) -> (DataFrame, DataFrame) {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
+        let kinds = ["appsflyer_id", "advertising_id", "user_id", "device_id"];
+        let pool = rng.random_range(5..60);
+        let id = |rng: &mut rand_xoshiro::Xoshiro256PlusPlus| {
+            let kind = kinds[rng.random_range(0..kinds.len())];
+            (kind, format!("{}{}", &kind[..2], rng.random_range(0..pool)))
+        };
+        let n = rng.random_range(0..400);
+        let (mut dt, mut lk, mut li, mut rk, mut ri) = (vec![], vec![], vec![], vec![], vec![]);
+        for _ in 0..n {
+            let (a, b) = (id(&mut rng), id(&mut rng));
+            dt.push(20_400 + rng.random_range(0..30));
+            lk.push(a.0);
+            li.push(a.1);
+            rk.push(b.0);
+            ri.push(b.1);
+        }
+        let links = DataFrame::new_infer_height(vec![
+            Column::new("dt".into(), dt).cast(&DataType::Date).unwrap(),
+            Column::new("left_kind".into(), lk),
+            Column::new("left_id".into(), li),
+            Column::new("right_kind".into(), rk),
+            Column::new("right_id".into(), ri),
+        ])
+        .unwrap();
+        let m = rng.random_range(0..pool * 2);
+        let af: Vec<String> = (0..m)
+            .map(|_| format!("ap{}", rng.random_range(0..pool)))
+            .collect();
+        // Few distinct times, some across midnight, so ties fall to the smaller id.
+        let times: Vec<i64> = (0..m)
+            .map(|_| 1_762_560_000_000 + rng.random_range(0..6) * 21_600_000)
+            .collect();
+        let installs = DataFrame::new_infer_height(vec![
+            Column::new("appsflyer_id".into(), af),
+            Column::new("install_time".into(), times)
+                .cast(&DataType::Datetime(
+                    TimeUnit::Milliseconds,
+                    Some(TimeZone::UTC),
+                ))
+                .unwrap(),
+        ])
+        .unwrap();
+        (fold_links(links.lazy()).collect().unwrap(), installs)
+    }
+
+    #[test]
+    fn the_graph_agrees_with_the_reference_plans_on_random_histories() {
+        let mut conflicts_seen = 0;
+        for seed in 0..60 {
+            let (edges, installs) = random_history(seed);
+            let got = resolve_pairs(edges.clone(), installs.clone().lazy()).unwrap();
+            let want = reference::resolve(edges, installs.lazy());
+            let sorted = |df: &DataFrame, by: &[&str]| {
+                df.sort(by.to_vec(), SortMultipleOptions::default())
+                    .unwrap()
+            };
+            let (nodes, want_nodes) = (
+                sorted(&got.nodes, &["kind", "id"]),
+                sorted(&want.nodes, &["kind", "id"]),
+            );
+            assert!(
+                nodes.equals_missing(&want_nodes),
+                "seed {seed}: nodes\n{nodes}\n{want_nodes}"
+            );
+            let (people, want_people) = (
+                sorted(&got.people, &["user_key"]),
+                sorted(&want.people, &["user_key"]),
+            );
+            assert!(
+                people.equals_missing(&want_people),
+                "seed {seed}: people\n{people}\n{want_people}"
+            );
+            assert_eq!(got.components, want.components, "seed {seed}");
+            assert_eq!(got.conflicts, want.conflicts, "seed {seed}");
+            conflicts_seen += got.conflicts;
+        }
+        // The draws must exercise the conflict rule, or the comparison proves less.
+        assert!(conflicts_seen > 10, "{conflicts_seen}");
     }
 }

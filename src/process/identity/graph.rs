@@ -1,0 +1,360 @@
+//! The identifier graph as integer vectors: every `(kind, id)` is interned once to a node
+//! number, and the rules (first seen, conflicts, components, keys, known ids) run as passes
+//! over the pairs and the nodes.
+//!
+//! Why not Polars plans: each rule is per node or per component, and as lazy plans they were
+//! group-bys and joins keyed on (kind, id) strings over every identifier, three of them on the
+//! whole node table. At 180 days (1.1 million identifiers) that cost 2 to 4 s (by machine),
+//! the largest share of a night's process stage. Hashing each identifier once and keeping
+//! everything else in integers does the same work in one pass over the pairs and one over
+//! the installs.
+//!
+//! The graph borrows the identifiers from the frames it was built from (`'a`), so nothing is
+//! copied until the output frames are built.
+
+use std::cmp::Ordering;
+use std::iter::once;
+
+use polars::prelude::*;
+
+use super::SHARED_KINDS;
+
+/// The kind whose partners decide a conflict: a shared identifier seen with more than one
+/// app user id.
+const USER_KIND: &str = "user_id";
+/// The kind of an AppsFlyer install's id: the candidates for a person's key.
+const INSTALL_KIND: &str = "appsflyer_id";
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// Identifiers and their pairs, interned.
+#[derive(Default)]
+pub(super) struct Graph<'a> {
+    /// Kind names by kind code (a handful).
+    kinds: Vec<&'a str>,
+    /// `(kind code, id)` to node number.
+    index: PlHashMap<(u32, &'a str), u32>,
+    /// Per node: kind code, id, first day seen (days since 1970-01-01) and earliest install
+    /// time in ms (AppsFlyer ids with an install only).
+    kind: Vec<u32>,
+    id: Vec<&'a str>,
+    first_day: Vec<Option<i32>>,
+    first_install: Vec<Option<i64>>,
+    /// Every pair as node numbers.
+    pairs: Vec<(u32, u32)>,
+}
+
+/// The graph resolved: per node its component and conflict flag, per component its person.
+pub(super) struct Resolved<'a> {
+    graph: Graph<'a>,
+    conflict: Vec<bool>,
+    component: Vec<u32>,
+    people: Vec<Person<'a>>,
+}
+
+/// One component's person: their key and the ids that fill rows missing them.
+struct Person<'a> {
+    key: String,
+    known_advertising_id: Option<&'a str>,
+    known_user_id: Option<&'a str>,
+}
+
+/// How many distinct identifiers of one kind a component holds, and the one when it is one.
+#[derive(Clone, Copy)]
+enum Seen<'a> {
+    None,
+    One(&'a str),
+    Many,
+}
+
+impl<'a> Seen<'a> {
+    fn add(self, id: &'a str) -> Self {
+        match self {
+            Seen::None => Seen::One(id),
+            Seen::One(_) | Seen::Many => Seen::Many,
+        }
+    }
+
+    fn only(self) -> Option<&'a str> {
+        match self {
+            Seen::One(id) => Some(id),
+            Seen::None | Seen::Many => None,
+        }
+    }
+}
+
+impl<'a> Graph<'a> {
+    fn kind_code(&mut self, name: &'a str) -> u32 {
+        match self.kinds.iter().position(|k| *k == name) {
+            Some(i) => i as u32,
+            None => {
+                self.kinds.push(name);
+                (self.kinds.len() - 1) as u32
+            }
+        }
+    }
+
+    fn code_of(&self, name: &str) -> Option<u32> {
+        self.kinds.iter().position(|k| *k == name).map(|i| i as u32)
+    }
+
+    /// The node of `(kind, id)`, added when new; `day` lowers its first day seen.
+    fn node(&mut self, kind: &'a str, id: &'a str, day: Option<i32>) -> u32 {
+        let code = self.kind_code(kind);
+        let next = self.id.len() as u32;
+        let node = *self.index.entry((code, id)).or_insert(next);
+        if node == next {
+            self.kind.push(code);
+            self.id.push(id);
+            self.first_day.push(day);
+            self.first_install.push(None);
+        } else {
+            let first = &mut self.first_day[node as usize];
+            *first = min_option(*first, day);
+        }
+        node
+    }
+
+    /// Adds the pairs of `edges` (`dt`, `left_kind`, `left_id`, `right_kind`, `right_id`).
+    /// A pair missing a kind or an id names no identifier and is skipped.
+    pub(super) fn add_pairs(&mut self, edges: &'a DataFrame) -> PolarsResult<()> {
+        let dt = edges.column("dt")?.date()?.physical();
+        let left_kind = edges.column("left_kind")?.str()?;
+        let left_id = edges.column("left_id")?.str()?;
+        let right_kind = edges.column("right_kind")?.str()?;
+        let right_id = edges.column("right_id")?.str()?;
+        self.pairs.reserve(edges.height());
+        let rows = dt
+            .iter()
+            .zip(left_kind.iter().zip(left_id.iter()))
+            .zip(right_kind.iter().zip(right_id.iter()));
+        for ((day, (lk, li)), (rk, ri)) in rows {
+            let (Some(lk), Some(li), Some(rk), Some(ri)) = (lk, li, rk, ri) else {
+                continue;
+            };
+            let a = self.node(lk, li, day);
+            let b = self.node(rk, ri, day);
+            self.pairs.push((a, b));
+        }
+        Ok(())
+    }
+
+    /// Adds the installs (`appsflyer_id`, `install_time` in ms): each id is a node first seen
+    /// on its install's UTC day, and its earliest install time makes it a key candidate.
+    /// An install without an id or a time names no candidate and is skipped.
+    pub(super) fn add_installs(&mut self, installs: &'a DataFrame) -> PolarsResult<()> {
+        let ids = installs.column("appsflyer_id")?.str()?;
+        let times = installs.column("install_time")?.datetime()?.physical();
+        for (id, ms) in ids.iter().zip(times.iter()) {
+            let (Some(id), Some(ms)) = (id, ms) else {
+                continue;
+            };
+            let day = ms.div_euclid(MS_PER_DAY) as i32;
+            let node = self.node(INSTALL_KIND, id, Some(day)) as usize;
+            self.first_install[node] = min_option(self.first_install[node], Some(ms));
+        }
+        Ok(())
+    }
+
+    /// Per node, whether it is a shared identifier seen with more than one app user id.
+    fn conflicts(&self) -> Vec<bool> {
+        let mut conflict = vec![false; self.id.len()];
+        let Some(user) = self.code_of(USER_KIND) else {
+            return conflict;
+        };
+        let shared: Vec<bool> = self
+            .kinds
+            .iter()
+            .map(|k| SHARED_KINDS.contains(k))
+            .collect();
+        let is_shared = |v: u32| shared[self.kind[v as usize] as usize];
+        let is_user = |v: u32| self.kind[v as usize] == user;
+        let mut claims: Vec<(u32, u32)> = Vec::new();
+        for &(a, b) in &self.pairs {
+            if is_shared(a) && is_user(b) {
+                claims.push((a, b));
+            }
+            if is_shared(b) && is_user(a) {
+                claims.push((b, a));
+            }
+        }
+        claims.sort_unstable();
+        claims.dedup();
+        for pair in claims.windows(2) {
+            if pair[0].0 == pair[1].0 {
+                conflict[pair[0].0 as usize] = true;
+            }
+        }
+        conflict
+    }
+
+    /// Connected components of the pairs without conflicting nodes (each of which stays
+    /// alone): per node a dense component number, and the number of components.
+    fn components(&self, conflict: &[bool]) -> (Vec<u32>, usize) {
+        let n = self.id.len();
+        let mut parent: Vec<u32> = (0..n as u32).collect();
+        for &(a, b) in &self.pairs {
+            if conflict[a as usize] || conflict[b as usize] {
+                continue;
+            }
+            let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
+            match ra.cmp(&rb) {
+                Ordering::Less => parent[rb as usize] = ra,
+                Ordering::Greater => parent[ra as usize] = rb,
+                Ordering::Equal => {}
+            }
+        }
+        let mut dense = vec![u32::MAX; n];
+        let mut count = 0u32;
+        let mut component = Vec::with_capacity(n);
+        for v in 0..n as u32 {
+            let r = root(&mut parent, v) as usize;
+            if dense[r] == u32::MAX {
+                dense[r] = count;
+                count += 1;
+            }
+            component.push(dense[r]);
+        }
+        (component, count as usize)
+    }
+
+    /// `kind:id` of a node compared with another's, without building either string.
+    fn cmp_node_keys(&self, a: u32, b: u32) -> Ordering {
+        let key = |v: u32| {
+            self.kinds[self.kind[v as usize] as usize]
+                .bytes()
+                .chain(once(b':'))
+                .chain(self.id[v as usize].bytes())
+        };
+        key(a).cmp(key(b))
+    }
+
+    /// Resolves the graph: conflicts, components, and each component's person.
+    ///
+    /// A person's key is the AppsFlyer id of their first install (earliest install time, then
+    /// smallest id), else the smallest `kind:id` of their identifiers. Their known advertising
+    /// id and app user id are the one (non-conflicting) identifier of that kind they hold,
+    /// where they hold exactly one.
+    pub(super) fn resolve(mut self) -> Resolved<'a> {
+        // Nothing looks identifiers up any more: free the map before the output is built.
+        self.index = PlHashMap::default();
+        let conflict = self.conflicts();
+        let (component, count) = self.components(&conflict);
+        let ad = self.code_of("advertising_id");
+        let user = self.code_of(USER_KIND);
+        let mut install: Vec<Option<(i64, &'a str)>> = vec![None; count];
+        let mut smallest: Vec<Option<u32>> = vec![None; count];
+        let mut ads = vec![Seen::None; count];
+        let mut users = vec![Seen::None; count];
+        for (v, &c) in component.iter().enumerate() {
+            let c = c as usize;
+            let node = v as u32;
+            let id = self.id[v];
+            if let Some(ms) = self.first_install[v] {
+                let candidate = (ms, id);
+                if install[c].is_none_or(|best| candidate < best) {
+                    install[c] = Some(candidate);
+                }
+            }
+            if smallest[c].is_none_or(|s| self.cmp_node_keys(node, s) == Ordering::Less) {
+                smallest[c] = Some(node);
+            }
+            if conflict[v] {
+                continue;
+            }
+            let kind = Some(self.kind[v]);
+            if kind == ad {
+                ads[c] = ads[c].add(id);
+            } else if kind == user {
+                users[c] = users[c].add(id);
+            }
+        }
+        let people = (0..count)
+            .map(|c| Person {
+                key: match (install[c], smallest[c]) {
+                    (Some((_, id)), _) => id.to_string(),
+                    (None, Some(v)) => format!(
+                        "{}:{}",
+                        self.kinds[self.kind[v as usize] as usize], self.id[v as usize]
+                    ),
+                    (None, None) => String::new(),
+                },
+                known_advertising_id: ads[c].only(),
+                known_user_id: users[c].only(),
+            })
+            .collect();
+        Resolved {
+            graph: self,
+            conflict,
+            component,
+            people,
+        }
+    }
+}
+
+impl Resolved<'_> {
+    /// Connected components: people, and each conflicting identifier alone.
+    pub(super) fn components(&self) -> usize {
+        self.people.len()
+    }
+
+    /// Identifiers left out by the conflict rule.
+    pub(super) fn conflicts(&self) -> u64 {
+        self.conflict.iter().filter(|c| **c).count() as u64
+    }
+
+    /// `dt`, `kind`, `id`, `user_key`, `conflict`: a row per identifier, in the order the
+    /// identifiers were interned (that of the pairs, which is not stable between runs). Not
+    /// sorted: sorting a million identifiers by string took longer than building the frame,
+    /// and only the few rows written as `clean.identities` need an order.
+    pub(super) fn nodes_frame(&self) -> PolarsResult<DataFrame> {
+        let g = &self.graph;
+        let kind: Vec<&str> = g.kind.iter().map(|k| g.kinds[*k as usize]).collect();
+        let key: Vec<&str> = self
+            .component
+            .iter()
+            .map(|c| self.people[*c as usize].key.as_str())
+            .collect();
+        DataFrame::new_infer_height(vec![
+            Column::new("dt".into(), &g.first_day).cast(&DataType::Date)?,
+            Column::new("kind".into(), kind),
+            Column::new("id".into(), &g.id),
+            Column::new("user_key".into(), key),
+            Column::new("conflict".into(), &self.conflict),
+        ])
+    }
+
+    /// `user_key`, `known_advertising_id`, `known_user_id`: a row per person, in component
+    /// order (not stable between runs either).
+    pub(super) fn people_frame(&self) -> PolarsResult<DataFrame> {
+        let keys: Vec<&str> = self.people.iter().map(|p| p.key.as_str()).collect();
+        let ads: Vec<Option<&str>> = self.people.iter().map(|p| p.known_advertising_id).collect();
+        let users: Vec<Option<&str>> = self.people.iter().map(|p| p.known_user_id).collect();
+        DataFrame::new_infer_height(vec![
+            Column::new("user_key".into(), keys),
+            Column::new("known_advertising_id".into(), ads),
+            Column::new("known_user_id".into(), users),
+        ])
+    }
+}
+
+fn min_option<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// The root of `v`'s tree, halving the path on the way. Roots are always the smaller node,
+/// so components do not depend on the order of the pairs.
+fn root(parent: &mut [u32], mut v: u32) -> u32 {
+    loop {
+        let p = parent[v as usize];
+        if p == v {
+            return v;
+        }
+        let grand = parent[p as usize];
+        parent[v as usize] = grand;
+        v = grand;
+    }
+}
