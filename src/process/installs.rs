@@ -217,7 +217,8 @@ fn any_of(patterns: &[Pattern]) -> Option<String> {
 
 /// Test installs: test campaigns, internal builds, devices on the hand-kept list
 /// (`test_devices`: `advertising_id`), and people that are test users (`test_people`:
-/// `user_key`, `reason`). A person with any test install or profile is test throughout.
+/// `user_key`, `reason`, a row per person). A person with any test install or profile is
+/// test throughout.
 /// Fails only if Polars cannot build the per-person window.
 pub fn mark_test_installs(
     af: LazyFrame,
@@ -243,9 +244,7 @@ pub fn mark_test_installs(
         .select([col("advertising_id").alias("_test_device")])
         .unique(None, UniqueKeepStrategy::Any)
         .with_column(lit("test device list").alias("_device_reason"));
-    let people = test_people
-        .unique(Some(cols(["user_key"])), UniqueKeepStrategy::First)
-        .select([col("user_key"), col("reason").alias("_person_reason")]);
+    let people = test_people.select([col("user_key"), col("reason").alias("_person_reason")]);
     let person_reason = col(TEST_REASON)
         .drop_nulls()
         .first()

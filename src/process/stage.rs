@@ -567,8 +567,7 @@ async fn persons(
         ]);
     let profile_tests = test_people(lake, identity)
         .await?
-        .select([col("user_key"), col("reason").alias("_profile_reason")])
-        .unique(Some(cols(["user_key"])), UniqueKeepStrategy::First);
+        .select([col("user_key"), col("reason").alias("_profile_reason")]);
     let everyone = identity
         .people
         .clone()

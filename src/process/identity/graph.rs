@@ -83,14 +83,12 @@ impl<'a> Seen<'a> {
 }
 
 impl<'a> Graph<'a> {
+    /// The code of kind `name`, added when new.
     fn kind_code(&mut self, name: &'a str) -> u32 {
-        match self.kinds.iter().position(|k| *k == name) {
-            Some(i) => i as u32,
-            None => {
-                self.kinds.push(name);
-                (self.kinds.len() - 1) as u32
-            }
-        }
+        self.code_of(name).unwrap_or_else(|| {
+            self.kinds.push(name);
+            (self.kinds.len() - 1) as u32
+        })
     }
 
     fn code_of(&self, name: &str) -> Option<u32> {
