@@ -7,6 +7,7 @@
 //! files carry their version in their name so a rewrite never touches the files a reader
 //! may be reading. Files no manifest names any more are removed by [`Lake::sweep`].
 
+mod fold;
 mod manifest;
 mod scan;
 mod state;
@@ -25,6 +26,7 @@ use object_store::path::Path as StorePath;
 
 use crate::config::StoreLocation;
 
+pub use fold::{ADVANCE_DAYS, FoldKey, Folding, SettledFold};
 pub use manifest::{Manifest, ManifestFile};
 pub use sweep::SweepReport;
 pub use write::PartitionWriter;
@@ -104,6 +106,12 @@ pub enum LakeError {
     },
     #[error("state {key} was changed by another process since it was read")]
     StateConflict { key: String },
+    #[error("saved fold {key}: cannot build or encode it")]
+    Fold {
+        key: String,
+        #[source]
+        source: polars::error::PolarsError,
+    },
 }
 
 /// An inclusive range of partition dates.

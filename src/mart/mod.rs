@@ -4,6 +4,8 @@
 //!
 //! - build/: each mart as a lazy plan ([`build`]).
 //! - stage.rs: the stage: build and write to the lake, publish the lake's marts to MySQL.
+//! - totals.rs: each person's totals over `clean.user_daily`, the settled days' part kept
+//!   between runs so a night reads the recent days only.
 //! - [`MysqlMart`] (mysql.rs): connect, create tables from the schema DDL, replace partitions
 //!   or whole tables inside one transaction each, read a mart back as a typed frame.
 //! - encode.rs / decode.rs: Polars values to MySQL parameters and back, by the schema's types.
@@ -21,6 +23,7 @@ mod error;
 mod mysql;
 mod sql;
 mod stage;
+mod totals;
 
 pub use error::{MartError, RowSpan, redact_url};
 pub use mysql::{DEFAULT_ROWS_PER_INSERT, MysqlMart, WriteSummary};

@@ -5,7 +5,8 @@
 //! holds exactly what the lake holds (a rerun of publish after a failed one needs nothing
 //! recomputed). The per-campaign marts are rebuilt over the whole history on every run (the
 //! revenue and retention of older cohorts grow as their users keep paying) from compact
-//! inputs: installs, `clean.user_daily` and the predictions, never the raw events.
+//! inputs: installs, per-person totals of `clean.user_daily` and the predictions, never the
+//! raw events.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -16,8 +17,10 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use super::build::{
-    MartParams, campaign_daily, channel_summary, cohort_ltv, data_quality, user_facts, user_ltv,
+    MartParams, campaign_daily, channel_summary, checkpoints, cohort_ltv, data_quality, user_facts,
+    user_ltv,
 };
+use super::totals::history_user_totals;
 use super::{MartError, MysqlMart};
 use crate::config::PipelineConfig;
 use crate::features::{CriticalPathParams, FeatureError, critical_paths_at, epoch_ms};
@@ -147,10 +150,11 @@ pub async fn clean_data_end_ms(lake: &Lake) -> Result<i64, MartStageError> {
 /// Builds the marts other than `mart.user_ltv` (the calculate stage's) and
 /// `mart.model_evaluation` (the backtest's) from the lake and writes them to it.
 ///
-/// What it reads over the whole history is compact: installs (a row per install),
-/// `clean.user_daily` (a row per person and active day), the channels' daily rows and the
-/// predictions. The events themselves are read only for the critical paths, only each
-/// person's first `reach_hours`, and only when `paths` asks for them.
+/// What it reads over the whole history is compact: installs (a row per install), each
+/// person's totals over `clean.user_daily` (kept between runs for the settled days, so only
+/// the recent days' rows are read), the channels' daily rows and the predictions. The
+/// events themselves are read only for the critical paths, only each person's first
+/// `reach_hours`, and only when `paths` asks for them.
 pub async fn build_marts(
     config: &PipelineConfig,
     lake: &Lake,
@@ -158,7 +162,6 @@ pub async fn build_marts(
 ) -> Result<MartOutput, MartStageError> {
     let all = DateRange::all();
     let installs = lake.scan(table("clean.installs")?, all).await?;
-    let user_daily = lake.scan(table("clean.user_daily")?, all).await?;
     let channel_daily = lake.scan(table("clean.campaign_daily")?, all).await?;
     let predictions = lake.scan(table("mart.user_ltv")?, all).await?;
     let quality = lake.scan(table("clean.data_quality")?, all).await?;
@@ -168,8 +171,14 @@ pub async fn build_marts(
     let mut out = MartOutput::default();
 
     let started = Instant::now();
+    let totals = history_user_totals(
+        lake,
+        config.analysis.restatement_days,
+        &checkpoints(&params),
+    )
+    .await?;
     let facts = tracing::debug_span!("user_facts")
-        .in_scope(|| user_facts(installs.clone(), user_daily, predictions, &params).collect())
+        .in_scope(|| user_facts(installs.clone(), totals, predictions, &params).collect())
         .map_err(polars("user facts"))?;
     let daily = campaign_daily(
         facts.clone().lazy(),

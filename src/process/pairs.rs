@@ -4,44 +4,20 @@
 //! ([`fold_links`]). Folding every daily partition again on every run made the night's
 //! process grow with the history: at 180 days, folding 7.1 million link rows took 2.5 to 5 s
 //! of a 5.5 s resolution. So the fold of the *settled* days (all but the last
-//! `recent_days`, which the nightly restatement window rewrites) is saved as a Parquet file
-//! under `_state/process/`, and reused while those days' `clean.id_links` partitions are the
-//! very versions it was folded from. The recent days are folded afresh and added to it.
-//!
-//! Any difference (a recompute rewrote a settled day, a day appeared or went, the file is
-//! gone or unreadable) and the whole history is folded again: the result is always the fold
-//! of the current links, never a stale one. Two runs saving at once cannot corrupt it
-//! either: each saves a file of its own and then points the state at it with a conditional
-//! put, and a state that names versions the lake no longer holds is simply not used.
-
-use std::collections::BTreeMap;
-use std::io::Cursor;
+//! `recent_days`, which the nightly restatement window rewrites) is saved under
+//! `_state/process/id_pairs/` and reused while those days' `clean.id_links` partitions are
+//! the very versions it was folded from (see [`Lake::settled_fold`] for when it holds).
+//! The recent days are folded afresh and added to it.
 
 use chrono::{Duration, NaiveDate};
 use polars::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use super::identity::fold_links;
 use crate::cleanse::{CleanseError, table};
-use crate::lake::{DateRange, Lake, LakeError, unique_suffix};
+use crate::lake::{DateRange, FoldKey, Folding, Lake};
 
 const STATE_KEY: &str = "process/id_pairs";
-const FOLD_DIR: &str = "_state/process/id_pairs";
 const LINKS: &str = "clean.id_links";
-/// The saved fold moves forward only once this many more days have settled: saving
-/// rewrites it whole (a million pairs at 180 days), worth doing weekly, not nightly.
-const ADVANCE_DAYS: i64 = 7;
-
-/// What `_state/process/id_pairs.json` records about the saved fold.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct SavedFold {
-    /// The last day folded in.
-    through: NaiveDate,
-    /// Lake-relative path of the Parquet file holding the fold.
-    file: String,
-    /// The version of every `clean.id_links` partition folded (each day up to `through`).
-    links: BTreeMap<NaiveDate, String>,
-}
 
 /// The history's pairs, and how much of them came from the saved fold.
 #[derive(Debug)]
@@ -70,58 +46,23 @@ pub async fn history_pairs(
     extra: Option<(LazyFrame, NaiveDate)>,
 ) -> Result<HistoryPairs, CleanseError> {
     let t = table(LINKS)?;
-    let mut versions = BTreeMap::new();
-    for dt in lake.partitions(t).await? {
-        if let Some(m) = lake.manifest(t, dt).await? {
-            versions.insert(dt, m.version);
-        }
-    }
-    let saved = match lake.read_state::<SavedFold>(STATE_KEY).await {
-        Ok(saved) => saved,
-        Err(error) => {
-            tracing::warn!(%error, "The saved fold of identifier pairs is unreadable: folding the whole history.");
-            None
-        }
+    let versions = lake.partition_versions(t).await?;
+    let key = FoldKey {
+        key: STATE_KEY,
+        what: "identifier pairs",
+        params: String::new(),
     };
-    let mut base = None;
-    if let Some(s) = &saved {
-        let folded: BTreeMap<NaiveDate, String> = versions
-            .range(..=s.through)
-            .map(|(d, v)| (*d, v.clone()))
-            .collect();
-        if folded == s.links {
-            base = read_fold(lake, &s.file).await?.map(|df| (s.through, df));
-        } else {
-            tracing::info!(through = %s.through, "Settled id links were rewritten since their fold was saved: folding the whole history.");
-        }
-    }
-    let reused_through = base.as_ref().map(|(d, _)| *d);
-    let (mut through, mut folded) = match base {
-        Some((d, df)) => (Some(d), df),
-        None => (None, no_pairs().map_err(whole)?),
-    };
-
-    let mut saved_through = None;
-    let settled = versions
-        .keys()
-        .next_back()
-        .map(|last| *last - Duration::days(i64::from(recent_days)))
-        .filter(|s| versions.keys().next().is_some_and(|first| first <= s));
-    if let Some(settled) = settled {
-        let due = through.is_none_or(|d| (settled - d).num_days() >= ADVANCE_DAYS);
-        if due {
+    let folding = Folding {
+        fold: fold_links,
+        add: |folded, through, fresh| {
             let from = through.map_or(NaiveDate::MIN, |d| d + Duration::days(1));
-            let links = lake.scan(t, DateRange::new(from, settled)).await?;
-            folded = add_pairs(folded, through, fold_links(links), from).map_err(whole)?;
-            let links = versions
-                .range(..=settled)
-                .map(|(d, v)| (*d, v.clone()))
-                .collect();
-            save_fold(lake, &mut folded, settled, links).await?;
-            through = Some(settled);
-            saved_through = Some(settled);
-        }
-    }
+            add_pairs(folded, through, fresh, from)
+        },
+    };
+    let settled = lake
+        .settled_fold(&key, t, &versions, recent_days, &folding)
+        .await?;
+    let through = settled.through;
 
     let from = through.map_or(NaiveDate::MIN, |d| d + Duration::days(1));
     let pair_columns = || ["dt", "left_kind", "left_id", "right_kind", "right_id"].map(col);
@@ -135,17 +76,18 @@ pub async fn history_pairs(
             concat([recent, pairs.select(pair_columns())], UnionArgs::default()).map_err(whole)?;
         recent_from = recent_from.min(seen_from);
     }
-    let edges = add_pairs(folded, through, fold_links(recent), recent_from).map_err(whole)?;
+    let edges =
+        add_pairs(settled.frame, through, fold_links(recent), recent_from).map_err(whole)?;
     tracing::info!(
         pairs = edges.height(),
-        reused_through = ?reused_through,
-        saved_through = ?saved_through,
+        reused_through = ?settled.reused_through,
+        saved_through = ?settled.saved_through,
         "Identifier pairs folded."
     );
     Ok(HistoryPairs {
         edges,
-        reused_through,
-        saved_through,
+        reused_through: settled.reused_through,
+        saved_through: settled.saved_through,
     })
 }
 
@@ -180,99 +122,16 @@ fn add_pairs(
     }
 }
 
-/// An empty fold, in [`fold_links`]'s columns.
-fn no_pairs() -> PolarsResult<DataFrame> {
-    DataFrame::new_infer_height(vec![
-        Column::new_empty("dt".into(), &DataType::Date),
-        Column::new_empty("left_kind".into(), &DataType::String),
-        Column::new_empty("left_id".into(), &DataType::String),
-        Column::new_empty("right_kind".into(), &DataType::String),
-        Column::new_empty("right_id".into(), &DataType::String),
-    ])
-}
-
-/// The saved fold, or `None` (with a warning) when its file is gone or is not a fold.
-async fn read_fold(lake: &Lake, file: &str) -> Result<Option<DataFrame>, CleanseError> {
-    let Some(bytes) = lake.read_object(file).await? else {
-        tracing::warn!(
-            file,
-            "The saved fold of identifier pairs is missing: folding the whole history."
-        );
-        return Ok(None);
-    };
-    let expected = no_pairs().map_err(whole)?;
-    match ParquetReader::new(Cursor::new(bytes)).finish() {
-        Ok(df) if df.schema() == expected.schema() => Ok(Some(df)),
-        Ok(_) => {
-            tracing::warn!(
-                file,
-                "The saved fold of identifier pairs has other columns: folding the whole history."
-            );
-            Ok(None)
-        }
-        Err(error) => {
-            tracing::warn!(file, %error, "The saved fold of identifier pairs is unreadable: folding the whole history.");
-            Ok(None)
-        }
-    }
-}
-
-/// Saves `folded` (every pair up to `through`) as a file of its own and points the state at
-/// it with a conditional put (another run may be saving at the same time: the fold reaching
-/// further wins), then deletes the file no longer named.
-async fn save_fold(
-    lake: &Lake,
-    folded: &mut DataFrame,
-    through: NaiveDate,
-    links: BTreeMap<NaiveDate, String>,
-) -> Result<(), CleanseError> {
-    let mut body = Vec::new();
-    ParquetWriter::new(&mut body)
-        .finish(folded)
-        .map_err(whole)?;
-    let file = format!("{FOLD_DIR}/{through}-{}.parquet", unique_suffix());
-    lake.write_object(&file, body).await?;
-    let ours = SavedFold {
-        through,
-        file,
-        links,
-    };
-    let replaced = std::sync::Mutex::new(None);
-    let update = lake
-        .update_state(STATE_KEY, |current: Option<SavedFold>| match current {
-            Some(theirs) if theirs.through > ours.through => theirs,
-            other => {
-                if let Ok(mut r) = replaced.lock() {
-                    *r = other.map(|o| o.file);
-                }
-                ours.clone()
-            }
-        })
-        .await;
-    let kept = match update {
-        Ok(kept) => kept,
-        // An unreadable state (warned about when it was read) is replaced, not kept.
-        Err(LakeError::BadState { .. }) => {
-            lake.write_state(STATE_KEY, &ours).await?;
-            ours.clone()
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let unused = if kept.file == ours.file {
-        replaced.into_inner().ok().flatten()
-    } else {
-        Some(ours.file)
-    };
-    if let Some(file) = unused.filter(|f| *f != kept.file) {
-        lake.delete_object(&file).await?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// The part of the saved fold's state these tests look at.
+    #[derive(serde::Deserialize)]
+    struct SavedFold {
+        file: String,
+    }
 
     fn day(n: i64) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + Duration::days(n)

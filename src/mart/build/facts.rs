@@ -21,29 +21,15 @@ pub(super) fn revenue_at(n: u32) -> String {
     format!("revenue_n{n}_micros")
 }
 
-/// Real users (see [`real_first_installs`]) with `user_key`, `install_ms`, `install_date`,
-/// `channel`, `campaign_id` (organic keyed), `revenue_to_date_micros`, `active_d1`,
-/// `active_d7` (an event on that day after install), the revenue at each checkpoint, and
-/// from `user_ltv` (the prediction mart) `predicted` and per mart horizon
-/// `pred_d<H>_micros` and `extrapolated_d<H>`.
+/// Each person's totals over `clean.user_daily` rows (any run of partitions): `user_key`,
+/// `revenue_to_date_micros`, `active_d1`, `active_d7` (an event on that day after install)
+/// and the revenue at each of the `ladder`'s days ([`revenue_at`]).
 ///
-/// Behaviour comes from `clean.user_daily` (one row per person, export day and day since
-/// install), not from the events: a user's first N days are the rows with `day_n < N`, the
-/// same 24-hour steps from install the models' labels use, and events before the install
-/// already count as day 0 there. Revenue is in the reporting currency.
-pub fn user_facts(
-    installs: LazyFrame,
-    user_daily: LazyFrame,
-    user_ltv: LazyFrame,
-    params: &MartParams,
-) -> LazyFrame {
-    let users = real_first_installs(installs).select([
-        col("user_key"),
-        col("install_ms"),
-        col("install_date"),
-        col("channel"),
-        campaign_key(),
-    ]);
+/// A user's first N days are the rows with `day_n < N`, the same 24-hour steps from
+/// install the models' labels use, and events before the install already count as day 0
+/// there. Revenue is in the reporting currency. Totals of two runs of partitions add up
+/// ([`add_user_totals`]), so the settled days' totals are kept between runs.
+pub fn user_totals(user_daily: LazyFrame, ladder: &[u32]) -> LazyFrame {
     // Each checkpoint's revenue is a column before the group-by, so every aggregation is a
     // plain sum or any: a filter inside the aggregation is evaluated group by group, and with
     // a person per group over millions of daily rows that took seconds.
@@ -55,13 +41,7 @@ pub fn user_facts(
         day.clone().eq(lit(1i32)).alias("active_d1"),
         day.clone().eq(lit(7i32)).alias("active_d7"),
     ];
-    let mut aggs = vec![
-        col("revenue_to_date_micros").sum(),
-        col("active_d1").any(true),
-        col("active_d7").any(true),
-    ];
-    let ladder = checkpoints(params);
-    for &n in &ladder {
+    for &n in ladder {
         let name = revenue_at(n);
         let n = i32::try_from(n).unwrap_or(i32::MAX);
         columns.push(
@@ -70,13 +50,45 @@ pub fn user_facts(
                 .otherwise(lit(0i64))
                 .alias(name.as_str()),
         );
-        aggs.push(col(name).sum());
     }
-    let per_user = user_daily
-        .select(columns)
-        .group_by([col("user_key")])
-        .agg(aggs);
+    sum_totals(user_daily.select(columns), ladder)
+}
 
+/// The totals of two runs of partitions together (both as [`user_totals`] gives them).
+pub fn add_user_totals(a: LazyFrame, b: LazyFrame, ladder: &[u32]) -> PolarsResult<LazyFrame> {
+    Ok(sum_totals(concat([a, b], UnionArgs::default())?, ladder))
+}
+
+/// Rows of totals (or of one daily row's share of them) summed per person.
+fn sum_totals(rows: LazyFrame, ladder: &[u32]) -> LazyFrame {
+    let mut aggs = vec![
+        col("revenue_to_date_micros").sum(),
+        col("active_d1").any(true),
+        col("active_d7").any(true),
+    ];
+    aggs.extend(ladder.iter().map(|&n| col(revenue_at(n)).sum()));
+    rows.group_by([col("user_key")]).agg(aggs)
+}
+
+/// Real users (see [`real_first_installs`]) with `user_key`, `install_ms`, `install_date`,
+/// `channel`, `campaign_id` (organic keyed), their [`user_totals`] (`totals`, over the
+/// whole history, computed with [`checkpoints`]; zero or false for a user without a row),
+/// and from `user_ltv` (the prediction mart) `predicted` and per mart horizon
+/// `pred_d<H>_micros` and `extrapolated_d<H>`.
+pub fn user_facts(
+    installs: LazyFrame,
+    totals: LazyFrame,
+    user_ltv: LazyFrame,
+    params: &MartParams,
+) -> LazyFrame {
+    let users = real_first_installs(installs).select([
+        col("user_key"),
+        col("install_ms"),
+        col("install_date"),
+        col("channel"),
+        campaign_key(),
+    ]);
+    let ladder = checkpoints(params);
     let mut predicted = vec![col("user_key"), lit(true).alias("predicted")];
     for h in MART_HORIZONS {
         predicted.push(col(format!("pred_d{h}_micros")));
@@ -93,7 +105,7 @@ pub fn user_facts(
     }
     users
         .join(
-            per_user,
+            totals,
             [col("user_key")],
             [col("user_key")],
             JoinArgs::new(JoinType::Left),

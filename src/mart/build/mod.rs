@@ -5,7 +5,8 @@
 //! - [`user_facts`] (facts.rs): one row per real user (first install, neither fraud nor
 //!   test) with what the marts count of them: revenue to date, activity on days 1 and 7,
 //!   revenue at each curve checkpoint, and their predictions. Collected once per run; every
-//!   per-campaign mart aggregates it.
+//!   per-campaign mart aggregates it. Its behaviour columns are [`user_totals`] of
+//!   `clean.user_daily`, which add up over runs of days ([`add_user_totals`]).
 //! - [`campaign_daily`], [`cohort_ltv`], [`channel_summary`]: per install date and campaign
 //!   or channel.
 //! - [`user_ltv`]: the prediction run's users as the mart.
@@ -27,7 +28,7 @@ pub use campaign_daily::campaign_daily;
 pub use channel_summary::channel_summary;
 pub use cohort_ltv::cohort_ltv;
 pub use data_quality::data_quality;
-pub use facts::{checkpoints, user_facts};
+pub use facts::{add_user_totals, checkpoints, user_facts, user_totals};
 pub use user_ltv::{model_label, user_ltv};
 
 /// The campaign key of installs without a campaign (organic).
