@@ -131,7 +131,7 @@ impl Lake {
         };
         let mut saved_through = None;
         if let Some(settled) = fold_due(versions, recent_days, through) {
-            let from = through.map_or(NaiveDate::MIN, |d| d + Duration::days(1));
+            let from = unfolded_from(through);
             let fresh = (folding.fold)(self.scan(table, DateRange::new(from, settled)).await?);
             frame = (folding.add)(frame, through, fresh).map_err(failed)?;
             self.save_fold(key, &mut frame, settled, versions).await?;
@@ -261,6 +261,11 @@ impl Lake {
         tracing::info!(what = key.what, %through, "Saved a fold of settled partitions.");
         Ok(())
     }
+}
+
+/// The first day a fold through `through` does not hold (every day, for no fold).
+pub fn unfolded_from(through: Option<NaiveDate>) -> NaiveDate {
+    through.map_or(NaiveDate::MIN, |d| d + Duration::days(1))
 }
 
 /// The partitions a fold through `through` is folded from.

@@ -26,7 +26,7 @@ use object_store::path::Path as StorePath;
 
 use crate::config::StoreLocation;
 
-pub use fold::{ADVANCE_DAYS, FoldKey, Folding, SettledFold};
+pub use fold::{ADVANCE_DAYS, FoldKey, Folding, SettledFold, unfolded_from};
 pub use manifest::{Manifest, ManifestFile};
 pub use sweep::SweepReport;
 pub use write::PartitionWriter;

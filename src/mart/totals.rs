@@ -9,12 +9,12 @@
 //! `_state/mart/user_totals/` and reused while those days' partitions are the very versions
 //! they were summed from (see [`Lake::settled_fold`]); only the recent days are read.
 
-use chrono::{Duration, NaiveDate};
+use chrono::NaiveDate;
 use polars::prelude::*;
 
 use super::MartStageError;
 use super::build::{add_user_totals, user_totals};
-use crate::lake::{DateRange, FoldKey, Folding, Lake};
+use crate::lake::{DateRange, FoldKey, Folding, Lake, unfolded_from};
 use crate::schema::Registry;
 
 const STATE_KEY: &str = "mart/user_totals";
@@ -51,9 +51,7 @@ pub async fn history_user_totals(
         saved_through = ?settled.saved_through,
         "Per-user totals of the settled days."
     );
-    let from = settled
-        .through
-        .map_or(NaiveDate::MIN, |d| d + Duration::days(1));
+    let from = unfolded_from(settled.through);
     let recent = user_totals(
         lake.scan(table, DateRange::new(from, NaiveDate::MAX))
             .await?,
@@ -71,6 +69,8 @@ pub async fn history_user_totals(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use chrono::Duration;
+
     use super::*;
     use crate::lake::ADVANCE_DAYS;
 

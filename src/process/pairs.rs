@@ -9,12 +9,12 @@
 //! the very versions it was folded from (see [`Lake::settled_fold`] for when it holds).
 //! The recent days are folded afresh and added to it.
 
-use chrono::{Duration, NaiveDate};
+use chrono::NaiveDate;
 use polars::prelude::*;
 
 use super::identity::fold_links;
 use crate::cleanse::{CleanseError, table};
-use crate::lake::{DateRange, FoldKey, Folding, Lake};
+use crate::lake::{DateRange, FoldKey, Folding, Lake, unfolded_from};
 
 const STATE_KEY: &str = "process/id_pairs";
 const LINKS: &str = "clean.id_links";
@@ -54,17 +54,14 @@ pub async fn history_pairs(
     };
     let folding = Folding {
         fold: fold_links,
-        add: |folded, through, fresh| {
-            let from = through.map_or(NaiveDate::MIN, |d| d + Duration::days(1));
-            add_pairs(folded, through, fresh, from)
-        },
+        add: |folded, through, fresh| add_pairs(folded, through, fresh, unfolded_from(through)),
     };
     let settled = lake
         .settled_fold(&key, t, &versions, recent_days, &folding)
         .await?;
     let through = settled.through;
 
-    let from = through.map_or(NaiveDate::MIN, |d| d + Duration::days(1));
+    let from = unfolded_from(through);
     let pair_columns = || ["dt", "left_kind", "left_id", "right_kind", "right_id"].map(col);
     let mut recent = lake
         .scan(t, DateRange::new(from, NaiveDate::MAX))
@@ -125,6 +122,8 @@ fn add_pairs(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use chrono::Duration;
+
     use super::*;
 
     /// The part of the saved fold's state these tests look at.
