@@ -220,6 +220,81 @@ async fn rewriting_replaces_a_partition_whole() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewrite_with_the_same_bytes_keeps_the_partitions_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let table = events_table();
+    let d = date("2026-01-02");
+    let first = lake
+        .write_partition(&table, d, events(10, 1))
+        .await
+        .unwrap();
+    let part_dir = dir
+        .path()
+        .join(first.files[0].path.rsplit_once('/').unwrap().0);
+    let parquet_files = || {
+        std::fs::read_dir(&part_dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .and_then(|x| x.to_str())
+                    == Some("parquet")
+            })
+            .count()
+    };
+    assert_eq!(first.files[0].sha256.as_ref().map(String::len), Some(64));
+    let again = lake
+        .write_partition(&table, d, events(10, 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        again, first,
+        "same bytes: the same manifest, nothing written"
+    );
+    assert_eq!(parquet_files(), 1);
+
+    let changed = lake
+        .write_partition(&table, d, events(10, 2))
+        .await
+        .unwrap();
+    assert_ne!(changed.version, first.version);
+    assert_eq!(parquet_files(), 2);
+    assert_eq!(
+        read(&lake, &table, DateRange::day(d))
+            .await
+            .column("user_id")
+            .unwrap()
+            .u64()
+            .unwrap()
+            .min(),
+        Some(2)
+    );
+
+    // A manifest from before digests were recorded cannot vouch for its file: rewritten.
+    let manifest_path = part_dir.join("_manifest.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    doc["files"][0].as_object_mut().unwrap().remove("sha256");
+    std::fs::write(&manifest_path, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let rewritten = lake
+        .write_partition(&table, d, events(10, 2))
+        .await
+        .unwrap();
+    assert_ne!(rewritten.version, changed.version);
+
+    // An empty partition rewritten empty keeps its version too.
+    let e = date("2026-01-03");
+    let empty = lake.write_partition(&table, e, events(0, 0)).await.unwrap();
+    let empty_again = lake.write_partition(&table, e, events(0, 0)).await.unwrap();
+    assert_eq!(empty_again.version, empty.version);
+    let filled = lake.write_partition(&table, e, events(3, 0)).await.unwrap();
+    assert_ne!(filled.version, empty.version);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_killed_at_its_last_file_leaves_the_old_partition_whole() {
     let store = Arc::new(common::FailingStore::default());
     let cache = tempfile::tempdir().unwrap();

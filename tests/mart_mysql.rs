@@ -18,7 +18,7 @@ use chrono::NaiveDate;
 use common::ci;
 use ltv::config::Secret;
 use ltv::lake::DateRange;
-use ltv::mart::{MartError, MysqlMart};
+use ltv::mart::{HeldPartition, MartError, MysqlMart, PartitionVersion};
 use ltv::schema::{Registry, TableSchema};
 use mysql_async::prelude::Queryable;
 use polars::prelude::*;
@@ -64,6 +64,9 @@ impl Drop for Cleanup {
                 statements.push(format!("DROP VIEW IF EXISTS `v_{name}`"));
             }
             statements.push(format!("DROP TABLE IF EXISTS `{t}`"));
+            statements.push(format!(
+                "DELETE FROM `ltv_published_partitions` WHERE `mart` = '{t}'"
+            ));
         }
         common::mysql::run_in_drop(url(), statements);
     }
@@ -569,6 +572,102 @@ async fn killed_connection_mid_write_leaves_previous_rows() {
     m.close().await.unwrap();
 }
 
+/// `rows` rows of `day` whose row 4,950 (when there is one) repeats row 10's key: the
+/// server refuses the batch holding it, after the earlier batches went in.
+fn frame_failing_late(day: NaiveDate, rows: usize) -> DataFrame {
+    let mut df = campaign_frame(&[day], rows, 2);
+    for (name, repeat) in [("campaign_id", "c000010"), ("channel", "facebook")] {
+        let values: Vec<String> = df
+            .column(name)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                if i == 4_950 {
+                    repeat.to_owned()
+                } else {
+                    s.unwrap().to_owned()
+                }
+            })
+            .collect();
+        df.replace(name, Column::new(name.into(), values)).unwrap();
+    }
+    df
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_versions_commit_with_the_rows_and_counts_show_hand_edits() {
+    let mut m = mart_or_skip!();
+    let schema = campaign_daily("pub");
+    let table = schema.mysql_table_name();
+    let _cleanup = Cleanup(vec![table.clone()]);
+    m.ensure_table(&schema).await.unwrap();
+    m.ensure_published_table().await.unwrap();
+    assert!(m.held_partitions(&schema).await.unwrap().is_empty());
+    let (d1, d2, d3) = (d("2026-06-01"), d("2026-06-02"), d("2026-06-03"));
+    let version = |dt: NaiveDate, v: &str, rows: u64| PartitionVersion {
+        dt,
+        version: v.into(),
+        rows,
+    };
+    let held = |v: Option<&str>, rows: u64| HeldPartition {
+        version: v.map(str::to_owned),
+        rows,
+    };
+    let v1 = campaign_frame(&[d1, d2], 50, 1);
+    let summary = m
+        .publish_partitions(&schema, &[version(d1, "a", 50), version(d2, "a", 50)], &v1)
+        .await
+        .unwrap();
+    assert_eq!(summary.rows_inserted, 100);
+    let first = m.held_partitions(&schema).await.unwrap();
+    assert_eq!(first.len(), 2);
+    assert_eq!(first[&d1], held(Some("a"), 50));
+    assert_eq!(first[&d2], held(Some("a"), 50));
+
+    // A publish that fails half-way leaves the rows and their records as they were.
+    let mut m = m.with_rows_per_insert(100);
+    let e = m
+        .publish_partitions(
+            &schema,
+            &[version(d1, "b", 5_000)],
+            &frame_failing_late(d1, 5_000),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("Duplicate entry"), "{e}");
+    assert_eq!(m.held_partitions(&schema).await.unwrap(), first);
+    let back = m.read_table(&schema, DateRange::all()).await.unwrap();
+    assert_frames_equal(&back, &sorted(&schema, &v1));
+
+    // A new version of one day replaces that day's record only.
+    let v2 = campaign_frame(&[d1], 30, 2);
+    m.publish_partitions(&schema, &[version(d1, "b", 30)], &v2)
+        .await
+        .unwrap();
+    let second = m.held_partitions(&schema).await.unwrap();
+    assert_eq!(second[&d1], held(Some("b"), 30));
+    assert_eq!(second[&d2], held(Some("a"), 50));
+
+    // Rows deleted by hand show in the count; rows written without a record have none.
+    let mut a = admin().await;
+    a.query_drop(format!(
+        "DELETE FROM `{table}` WHERE `dt` = '2026-06-02' LIMIT 1"
+    ))
+    .await
+    .unwrap();
+    a.disconnect().await.unwrap();
+    m.replace_partitions(&schema, &[d3], &campaign_frame(&[d3], 7, 1))
+        .await
+        .unwrap();
+    let third = m.held_partitions(&schema).await.unwrap();
+    assert_eq!(third[&d2], held(Some("a"), 49));
+    assert_eq!(third[&d3], held(None, 7));
+    m.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_error_in_a_late_batch_rolls_back() {
     let mut m = mart_or_skip!();
@@ -582,41 +681,7 @@ async fn server_error_in_a_late_batch_rolls_back() {
 
     // 5,000 rows in batches of 100; row 4,950 repeats row 10's key, so batch 50 fails after
     // 49 batches went in.
-    let mut v2 = campaign_frame(&[day], 5_000, 2);
-    let ids: Vec<String> = v2
-        .column("campaign_id")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            if i == 4_950 {
-                "c000010".to_owned()
-            } else {
-                s.unwrap().to_owned()
-            }
-        })
-        .collect();
-    let channels: Vec<String> = v2
-        .column("channel")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            if i == 4_950 {
-                "facebook".to_owned()
-            } else {
-                s.unwrap().to_owned()
-            }
-        })
-        .collect();
-    v2.replace("campaign_id", Column::new("campaign_id".into(), ids))
-        .unwrap();
-    v2.replace("channel", Column::new("channel".into(), channels))
-        .unwrap();
+    let v2 = frame_failing_late(day, 5_000);
     let mut m = m.with_rows_per_insert(100);
     let e = m
         .replace_partitions(&schema, &[day], &v2)

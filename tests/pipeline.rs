@@ -24,6 +24,7 @@ use ltv::lake::{DateRange, Lake};
 use ltv::mart::{MART_TABLES, MysqlMart};
 use ltv::pipeline::{DemoRequest, RunKind, RunRequest, Stage, StageStatus, run_demo, run_pipeline};
 use ltv::schema::Registry;
+use mysql_async::prelude::Queryable;
 use polars::prelude::*;
 
 const DAYS: u32 = 45;
@@ -188,26 +189,7 @@ async fn nightly_run_publishes_resumes_and_reruns_identically() {
     );
 
     // --- MySQL holds the lake's marts row for row. --------------------------------------
-    let mut mysql = MysqlMart::connect(&Secret::new(database.url()))
-        .await
-        .unwrap();
-    for name in MART_TABLES {
-        let schema = Registry::embedded().unwrap().get(name).unwrap();
-        let lake_rows = lake_table(&lake, name).await;
-        let db_rows = mysql
-            .read_table(schema, DateRange::all())
-            .await
-            .unwrap()
-            .sort(schema.primary_key.clone(), SortMultipleOptions::default())
-            .unwrap();
-        assert_eq!(db_rows.height(), lake_rows.height(), "{name}");
-        assert!(lake_rows.height() > 0, "{name} is empty");
-        assert!(
-            db_rows.equals_missing(&lake_rows),
-            "{name}: MySQL differs from the lake\n{db_rows}\n{lake_rows}"
-        );
-    }
-    mysql.close().await.unwrap();
+    assert_mysql_holds_the_lake(&lake, &database.url()).await;
 
     // --- 3. A fresh rerun of the same date: identical marts, MySQL replaced not doubled.
     let url = database.url();
@@ -290,6 +272,65 @@ async fn nightly_run_publishes_resumes_and_reruns_identically() {
             "{name} differs the next night\n{df}\n{again}"
         );
     }
+
+    // --- 5. Publish copies only what MySQL does not hold as the lake has it: after a night
+    // whose marts came out the same (rewritten with the same bytes, so with the same
+    // versions), nothing; after rows were deleted by hand, that one day.
+    let publish = |database: &OwnDatabase| {
+        let url = database.url();
+        let config = config.clone();
+        let lake = lake.clone();
+        async move {
+            let live = move |name: &str| (name == "LTV_MYSQL_URL").then(|| url.clone());
+            let mut request = RunRequest::new(RunKind::Nightly { date: next }, &live);
+            request.stages = vec![Stage::Publish];
+            request.fresh = true;
+            let report = run_pipeline(&config, &lake, request).await.unwrap();
+            print!("{report}");
+            match report.status(Stage::Publish) {
+                Some(StageStatus::Done(done)) => done.detail.clone(),
+                other => panic!("publish did not run: {other:?}\n{report}"),
+            }
+        }
+    };
+    let detail = publish(&database).await;
+    assert!(detail.contains(": 0 partitions copied"), "{detail}");
+    assert_mysql_holds_the_lake(&lake, &database.url()).await;
+    let mut admin = mysql_async::Conn::from_url(database.url()).await.unwrap();
+    admin
+        .query_drop(format!(
+            "DELETE FROM mart_user_ltv WHERE dt = '{first_day}' LIMIT 1"
+        ))
+        .await
+        .unwrap();
+    admin.disconnect().await.unwrap();
+    let detail = publish(&database).await;
+    assert!(detail.contains(": 1 partitions copied"), "{detail}");
+    assert_mysql_holds_the_lake(&lake, &database.url()).await;
+}
+
+/// Every mart in MySQL (at `url`) equals the lake's, row for row.
+async fn assert_mysql_holds_the_lake(lake: &Lake, url: &str) {
+    let mut mysql = MysqlMart::connect(&Secret::new(url.to_owned()))
+        .await
+        .unwrap();
+    for name in MART_TABLES {
+        let schema = Registry::embedded().unwrap().get(name).unwrap();
+        let lake_rows = lake_table(lake, name).await;
+        let db_rows = mysql
+            .read_table(schema, DateRange::all())
+            .await
+            .unwrap()
+            .sort(schema.primary_key.clone(), SortMultipleOptions::default())
+            .unwrap();
+        assert_eq!(db_rows.height(), lake_rows.height(), "{name}");
+        assert!(lake_rows.height() > 0, "{name} is empty");
+        assert!(
+            db_rows.equals_missing(&lake_rows),
+            "{name}: MySQL differs from the lake\n{db_rows}\n{lake_rows}"
+        );
+    }
+    mysql.close().await.unwrap();
 }
 
 /// Totals of the marts against the clean layer and the predictions.

@@ -20,7 +20,6 @@ use std::collections::BTreeMap;
 use std::io::Cursor;
 
 use chrono::{Duration, NaiveDate};
-use futures::{StreamExt, TryStreamExt};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -29,9 +28,6 @@ use crate::schema::TableSchema;
 
 /// A saved fold moves forward only once this many more days have settled.
 pub const ADVANCE_DAYS: i64 = 7;
-
-/// Manifests read at once when listing a table's partition versions.
-const MANIFESTS_AT_ONCE: usize = 16;
 
 /// Which fold: where it is kept and what it was computed with.
 #[derive(Debug, Clone)]
@@ -89,15 +85,12 @@ impl Lake {
         &self,
         table: &TableSchema,
     ) -> Result<BTreeMap<NaiveDate, String>, LakeError> {
-        let days = self.partitions(table).await?;
-        futures::stream::iter(days)
-            .map(|dt| async move {
-                Ok::<_, LakeError>(self.manifest(table, dt).await?.map(|m| (dt, m.version)))
-            })
-            .buffered(MANIFESTS_AT_ONCE)
-            .try_filter_map(|found| async move { Ok(found) })
-            .try_collect()
-            .await
+        Ok(self
+            .partition_manifests(table)
+            .await?
+            .into_iter()
+            .map(|(dt, m)| (dt, m.version))
+            .collect())
     }
 
     /// The fold of `table`'s settled partitions (all but the last `recent_days`): the saved

@@ -1,6 +1,9 @@
 //! The per-partition manifest: the one object whose put makes a partition version visible.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
+use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 
@@ -8,6 +11,9 @@ use super::{Lake, LakeError, partition_dir};
 use crate::schema::TableSchema;
 
 pub(crate) const MANIFEST_NAME: &str = "_manifest.json";
+
+/// Manifests read at once when listing a table's partitions with their manifests.
+const MANIFESTS_AT_ONCE: usize = 16;
 
 /// Which files make up a partition's current version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +43,10 @@ pub struct ManifestFile {
     pub path: String,
     pub rows: u64,
     pub bytes: u64,
+    /// SHA-256 of the file's bytes, hex: a rewrite with the same bytes keeps the version
+    /// (see [`Lake::write_partition`]). Absent in manifests written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 impl Lake {
@@ -54,6 +64,23 @@ impl Lake {
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|source| LakeError::BadManifest { path: rel, source })
+    }
+
+    /// The current manifest of every committed partition of `table`, read
+    /// [`MANIFESTS_AT_ONCE`] at a time (each is a round trip on S3).
+    pub async fn partition_manifests(
+        &self,
+        table: &TableSchema,
+    ) -> Result<BTreeMap<NaiveDate, Manifest>, LakeError> {
+        let days = self.partitions(table).await?;
+        futures::stream::iter(days)
+            .map(|dt| async move {
+                Ok::<_, LakeError>(self.manifest(table, dt).await?.map(|m| (dt, m)))
+            })
+            .buffered(MANIFESTS_AT_ONCE)
+            .try_filter_map(|found| async move { Ok(found) })
+            .try_collect()
+            .await
     }
 
     /// Partition dates of a table that have a committed manifest, sorted.

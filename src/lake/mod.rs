@@ -29,7 +29,7 @@ use crate::config::StoreLocation;
 pub use fold::{ADVANCE_DAYS, FoldKey, Folding, SettledFold, unfolded_from};
 pub use manifest::{Manifest, ManifestFile};
 pub use sweep::SweepReport;
-pub use write::PartitionWriter;
+pub use write::{PartitionWriter, Replaced};
 
 /// Errors of the lake. Each names the table, partition or object it concerns.
 #[derive(Debug, thiserror::Error)]

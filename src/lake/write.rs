@@ -4,6 +4,7 @@
 use chrono::{NaiveDate, Utc};
 use object_store::{ObjectStoreExt, PutPayload};
 use polars::prelude::*;
+use sha2::{Digest, Sha256};
 
 use super::manifest::MANIFEST_NAME;
 use super::{Lake, LakeError, Manifest, ManifestFile, partition_dir, unique_suffix};
@@ -43,6 +44,12 @@ impl Lake {
     }
 
     /// Replaces a partition with `df` (one part file), atomically.
+    ///
+    /// When the encoded file is byte for byte the partition's current one (same SHA-256,
+    /// same schema version), nothing is put and the current manifest is returned: a rerun on
+    /// unchanged input keeps the partition's version. That is what lets the readers that key
+    /// on versions (the saved folds, the incremental MySQL publish) skip what did not change,
+    /// and it saves the puts of a nightly run's restated days and of the marts' old days.
     #[tracing::instrument(level = "debug", skip_all, fields(table = %table.qualified_name(), %dt, rows = df.height()))]
     pub async fn write_partition(
         &self,
@@ -50,15 +57,65 @@ impl Lake {
         dt: NaiveDate,
         df: DataFrame,
     ) -> Result<Manifest, LakeError> {
-        let mut writer = self.partition_writer(table, dt);
-        writer.write(df).await?;
-        writer.commit().await
+        Ok(self.replace_partition(table, dt, df).await?.manifest)
     }
+
+    /// [`Lake::write_partition`], also telling whether the partition was left as it was.
+    pub async fn replace_partition(
+        &self,
+        table: &TableSchema,
+        dt: NaiveDate,
+        df: DataFrame,
+    ) -> Result<Replaced, LakeError> {
+        let mut writer = self.partition_writer(table, dt);
+        let part = writer.encode(df).await?;
+        if let Some(current) = self.manifest(table, dt).await?
+            && writer.holds_already(&current, part.as_ref())
+        {
+            tracing::debug!(version = %current.version, "Partition unchanged: kept its version.");
+            return Ok(Replaced {
+                manifest: current,
+                unchanged: true,
+            });
+        }
+        if let Some(part) = part {
+            writer.put(part).await?;
+        }
+        Ok(Replaced {
+            manifest: writer.commit().await?,
+            unchanged: false,
+        })
+    }
+}
+
+/// What [`Lake::replace_partition`] left: the partition's manifest, and whether it is the one
+/// that was already there (the new content was byte for byte the old).
+#[derive(Debug, Clone)]
+pub struct Replaced {
+    pub manifest: Manifest,
+    pub unchanged: bool,
+}
+
+/// One part file, encoded and not yet put.
+#[derive(Debug)]
+pub struct EncodedPart {
+    bytes: Vec<u8>,
+    rows: u64,
+    sha256: String,
 }
 
 impl PartitionWriter {
     /// Validates `df` against the table schema and lands it as the next part file.
-    pub async fn write(&mut self, mut df: DataFrame) -> Result<(), LakeError> {
+    pub async fn write(&mut self, df: DataFrame) -> Result<(), LakeError> {
+        if let Some(part) = self.encode(df).await? {
+            self.put(part).await?;
+        }
+        Ok(())
+    }
+
+    /// Validates `df` against the table schema and encodes it as zstd Parquet; `None` for a
+    /// frame without rows (a partition may be known to hold none).
+    async fn encode(&self, mut df: DataFrame) -> Result<Option<EncodedPart>, LakeError> {
         let label = format!("dt={}", self.dt.format("%Y-%m-%d"));
         self.table
             .validate(&df, &label)
@@ -76,7 +133,7 @@ impl PartitionWriter {
                 .map_err(|source| self.encode_error(source))?;
         }
         if df.height() == 0 {
-            return Ok(());
+            return Ok(None);
         }
         // Column order follows the schema, so every file of a table looks the same.
         let order: Vec<PlSmallStr> = self.table.file_schema().iter_names().cloned().collect();
@@ -85,7 +142,7 @@ impl PartitionWriter {
             .map_err(|source| self.encode_error(source))?;
         let rows = df.height() as u64;
         // Encoding a large frame takes a while: do it off the async runtime's threads.
-        let buf = tokio::task::spawn_blocking(move || {
+        let (bytes, sha256) = tokio::task::spawn_blocking(move || {
             let mut buf = Vec::new();
             ParquetWriter::new(&mut buf)
                 .with_compression(ParquetCompression::Zstd(
@@ -93,7 +150,10 @@ impl PartitionWriter {
                 ))
                 .with_row_group_size(Some(ROW_GROUP_ROWS))
                 .finish(&mut df)
-                .map(|_| buf)
+                .map(|_| {
+                    let sha256 = hex(&Sha256::digest(&buf));
+                    (buf, sha256)
+                })
         })
         .await
         .map_err(|e| {
@@ -102,25 +162,50 @@ impl PartitionWriter {
             ))
         })?
         .map_err(|source| self.encode_error(source))?;
+        Ok(Some(EncodedPart {
+            bytes,
+            rows,
+            sha256,
+        }))
+    }
+
+    /// Puts an encoded part file under this version.
+    async fn put(&mut self, part: EncodedPart) -> Result<(), LakeError> {
         let rel = format!(
             "{}/part-{:05}-{}.parquet",
             partition_dir(&self.table, self.dt),
             self.files.len(),
             self.version
         );
-        let bytes = buf.len() as u64;
+        let bytes = part.bytes.len() as u64;
         self.lake
             .store
-            .put(&self.lake.path(&rel), PutPayload::from(buf))
+            .put(&self.lake.path(&rel), PutPayload::from(part.bytes))
             .await
             .map_err(|e| self.lake.store_error("write", &rel, e))?;
-        self.rows += rows;
+        self.rows += part.rows;
         self.files.push(ManifestFile {
             path: rel,
-            rows,
+            rows: part.rows,
             bytes,
+            sha256: Some(part.sha256),
         });
         Ok(())
+    }
+
+    /// Whether `current` (the partition's manifest) already holds exactly `part` (or, for
+    /// `None`, no rows), written with this schema version.
+    fn holds_already(&self, current: &Manifest, part: Option<&EncodedPart>) -> bool {
+        if current.schema_version != self.table.version {
+            return false;
+        }
+        match (part, current.files.as_slice()) {
+            (None, []) => current.rows == 0,
+            (Some(part), [file]) => {
+                file.rows == part.rows && file.sha256.as_deref() == Some(part.sha256.as_str())
+            }
+            _ => false,
+        }
     }
 
     /// Makes this version the partition's current one with a single put.
@@ -195,4 +280,15 @@ impl PartitionWriter {
             source,
         }
     }
+}
+
+/// Lower-case hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

@@ -235,7 +235,7 @@ fn parse<T: FromStr>(bytes: &[u8]) -> Option<T> {
 }
 
 /// A DATE or DATETIME value as a wall-clock time.
-fn as_datetime(v: &Value) -> Option<NaiveDateTime> {
+pub(crate) fn as_datetime(v: &Value) -> Option<NaiveDateTime> {
     match v {
         Value::Date(y, mo, d, h, mi, s, us) => {
             NaiveDate::from_ymd_opt(i32::from(*y), u32::from(*mo), u32::from(*d))?

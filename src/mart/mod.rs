@@ -26,7 +26,9 @@ mod stage;
 mod totals;
 
 pub use error::{MartError, RowSpan, redact_url};
-pub use mysql::{DEFAULT_ROWS_PER_INSERT, MysqlMart, WriteSummary};
+pub use mysql::{
+    DEFAULT_ROWS_PER_INSERT, HeldPartition, MysqlMart, PartitionVersion, WriteSummary,
+};
 pub use stage::{
     MART_TABLES, MartOutput, MartStageError, MartWrite, PathRefresh, build_marts,
     clean_data_end_ms, mart_params, publish_marts, write_user_ltv,

@@ -6,7 +6,7 @@
 //! any point (a bad batch, a killed connection, a crash) leaves the previous rows; readers
 //! (InnoDB's snapshots) see the old day or the new day, never a mix.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
@@ -15,7 +15,7 @@ use mysql_async::{Conn, Opts, OptsBuilder, Params, TxOpts, Value};
 use polars::prelude::{Column, DataFrame, DataType};
 use tracing::{debug, info, warn};
 
-use super::decode::FrameBuilder;
+use super::decode::{FrameBuilder, as_datetime};
 use super::encode::{check_frame, date_to_days, date_value, encode_rows, mysql_date_range};
 use super::error::{MartError, RowSpan, redact_url, scrub};
 use super::sql;
@@ -56,6 +56,26 @@ impl WriteSummary {
             0.0
         }
     }
+}
+
+/// Published-version records per INSERT (four values each).
+const RECORDS_PER_INSERT: usize = 1000;
+
+/// A partition to publish: its day, the lake version its rows come from, and their count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionVersion {
+    pub dt: NaiveDate,
+    pub version: String,
+    pub rows: u64,
+}
+
+/// What MySQL holds of one day of a mart (see [`MysqlMart::held_partitions`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeldPartition {
+    /// The lake version recorded when the day was last published, if it was.
+    pub version: Option<String>,
+    /// Rows the mart table holds for the day now.
+    pub rows: u64,
 }
 
 /// A connection to the MySQL database marts are written to.
@@ -205,6 +225,92 @@ impl MysqlMart {
         dates: &[NaiveDate],
         df: &DataFrame,
     ) -> Result<WriteSummary, MartError> {
+        self.replace_days(schema, dates, df, &[]).await
+    }
+
+    /// [`MysqlMart::replace_partitions`] of `partitions`' days that also records, in the same
+    /// transaction, the lake version each day's rows were copied from (see
+    /// [`MysqlMart::held_partitions`]): the mart's rows and the record commit together or not
+    /// at all. Call [`MysqlMart::ensure_published_table`] first.
+    pub async fn publish_partitions(
+        &mut self,
+        schema: &TableSchema,
+        partitions: &[PartitionVersion],
+        df: &DataFrame,
+    ) -> Result<WriteSummary, MartError> {
+        let dates: Vec<NaiveDate> = partitions.iter().map(|p| p.dt).collect();
+        self.replace_days(schema, &dates, df, partitions).await
+    }
+
+    /// Creates the table that records published versions, when it does not exist.
+    pub async fn ensure_published_table(&mut self) -> Result<(), MartError> {
+        self.conn
+            .query_drop(sql::create_published_table())
+            .await
+            .map_err(|source| MartError::Query {
+                table: sql::PUBLISHED_TABLE.into(),
+                action: "CREATE TABLE",
+                source,
+            })
+    }
+
+    /// What MySQL holds of a partitioned mart, per day: the rows its table has now and the
+    /// lake version recorded when the day was last published (`None` for a day with rows
+    /// but no record). A day whose record and rows both match the lake's manifest need not
+    /// be copied again; a count that differs (rows deleted by hand, a table recreated) makes
+    /// the day due again whatever the record says.
+    pub async fn held_partitions(
+        &mut self,
+        schema: &TableSchema,
+    ) -> Result<BTreeMap<NaiveDate, HeldPartition>, MartError> {
+        let table = schema.mysql_table_name();
+        let Some(partition) = schema.partition.as_deref() else {
+            return Err(MartError::Usage {
+                table,
+                problem: "the table is not partitioned".into(),
+            });
+        };
+        let query_err = |action: &'static str| {
+            let table = table.clone();
+            move |source| MartError::Query {
+                table,
+                action,
+                source,
+            }
+        };
+        let counts: Vec<(Value, u64)> = self
+            .conn
+            .query(sql::count_partitions(schema, partition))
+            .await
+            .map_err(query_err("counting rows per partition"))?;
+        let records: Vec<(Value, String)> = self
+            .conn
+            .exec(sql::select_published(), (table.as_str(),))
+            .await
+            .map_err(query_err("reading published versions"))?;
+        let mut held: BTreeMap<NaiveDate, HeldPartition> = BTreeMap::new();
+        for (day, rows) in counts {
+            if let Some(t) = as_datetime(&day) {
+                held.entry(t.date()).or_default().rows = rows;
+            }
+        }
+        for (day, version) in records {
+            if let Some(t) = as_datetime(&day) {
+                held.entry(t.date()).or_default().version = Some(version);
+            }
+        }
+        Ok(held)
+    }
+
+    /// Replaces `dates` with the rows of `df` in one transaction, recording `record`'s
+    /// versions in the same transaction when it is not empty.
+    async fn replace_days(
+        &mut self,
+        schema: &TableSchema,
+        dates: &[NaiveDate],
+        df: &DataFrame,
+        record: &[PartitionVersion],
+    ) -> Result<WriteSummary, MartError> {
         let table = schema.mysql_table_name();
         let Some(partition) = schema.partition.as_deref() else {
             return Err(MartError::Usage {
@@ -249,7 +355,16 @@ impl MysqlMart {
         let delete = sql::delete_partitions(schema, partition, days.len());
         let params: Vec<Value> = days.iter().copied().map(date_value).collect();
         let summary = self
-            .transaction(schema, &table, &label, delete, params, &df, days.len())
+            .transaction(
+                schema,
+                &table,
+                &label,
+                delete,
+                params,
+                &df,
+                days.len(),
+                record,
+            )
             .await?;
         info!(
             table = %table,
@@ -293,6 +408,7 @@ impl MysqlMart {
                 Vec::new(),
                 &df,
                 0,
+                &[],
             )
             .await?;
         info!(
@@ -410,7 +526,8 @@ impl MysqlMart {
         Ok(out)
     }
 
-    /// Delete, insert in batches, commit; roll back on any error.
+    /// Delete, insert in batches, record the published versions (when `record` has any),
+    /// commit; roll back on any error.
     #[allow(clippy::too_many_arguments)]
     async fn transaction(
         &mut self,
@@ -421,6 +538,7 @@ impl MysqlMart {
         delete_params: Vec<Value>,
         df: &DataFrame,
         partitions: usize,
+        record: &[PartitionVersion],
     ) -> Result<WriteSummary, MartError> {
         let started = Instant::now();
         let rows_per = sql::rows_per_statement(self.rows_per_insert, schema.columns.len());
@@ -460,6 +578,37 @@ impl MysqlMart {
                     .map_err(|e| write_err("insert", server_span(&e, offset, len), e))?;
                 statements += 1;
                 offset += len;
+            }
+            if !record.is_empty() {
+                let mut params = vec![Value::from(table)];
+                params.extend(record.iter().map(|p| date_value(p.dt)));
+                tx.exec_drop(
+                    sql::delete_published(record.len()),
+                    Params::Positional(params),
+                )
+                .await
+                .map_err(|e| write_err("recording published versions", RowSpan::default(), e))?;
+                for chunk in record.chunks(RECORDS_PER_INSERT) {
+                    let params: Vec<Value> = chunk
+                        .iter()
+                        .flat_map(|p| {
+                            [
+                                Value::from(table),
+                                date_value(p.dt),
+                                Value::from(p.version.as_str()),
+                                Value::from(p.rows),
+                            ]
+                        })
+                        .collect();
+                    tx.exec_drop(
+                        sql::insert_published(chunk.len()),
+                        Params::Positional(params),
+                    )
+                    .await
+                    .map_err(|e| {
+                        write_err("recording published versions", RowSpan::default(), e)
+                    })?;
+                }
             }
             Ok::<_, MartError>((rows_deleted, statements))
         }

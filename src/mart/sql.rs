@@ -114,6 +114,62 @@ pub(crate) fn delete_partitions(schema: &TableSchema, partition: &str, dates: us
     )
 }
 
+/// The table that records, per mart and partition, which lake version MySQL holds: written in
+/// the same transaction as the partition's rows, so the two never disagree.
+pub(crate) const PUBLISHED_TABLE: &str = "ltv_published_partitions";
+
+/// `CREATE TABLE IF NOT EXISTS` of [`PUBLISHED_TABLE`].
+pub(crate) fn create_published_table() -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} (\
+         `mart` VARCHAR(64) NOT NULL COMMENT 'MySQL table name of the mart', \
+         `dt` DATE NOT NULL COMMENT 'the partition', \
+         `version` VARCHAR(64) NOT NULL COMMENT 'lake manifest version the rows were copied from', \
+         `rows_published` BIGINT UNSIGNED NOT NULL COMMENT 'rows copied', \
+         `published_at` DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3), \
+         PRIMARY KEY (`mart`, `dt`)\
+         ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin \
+         COMMENT='ltv: which lake version of each mart partition MySQL holds (delete rows to force a republish)'",
+        ident(PUBLISHED_TABLE)
+    )
+}
+
+/// The recorded versions of one mart: `dt`, `version`; one `?`, the mart's table name.
+pub(crate) fn select_published() -> String {
+    format!(
+        "SELECT `dt`, `version` FROM {} WHERE `mart` = ?",
+        ident(PUBLISHED_TABLE)
+    )
+}
+
+/// Rows per partition the mart table holds now: `SELECT dt, COUNT(*) ... GROUP BY dt`.
+pub(crate) fn count_partitions(schema: &TableSchema, partition: &str) -> String {
+    format!(
+        "SELECT {p}, COUNT(*) FROM {t} GROUP BY {p}",
+        p = ident(partition),
+        t = ident(&schema.mysql_table_name())
+    )
+}
+
+/// `DELETE` of the records of `dates` partitions of one mart (`?` the mart, then the dates).
+pub(crate) fn delete_published(dates: usize) -> String {
+    format!(
+        "DELETE FROM {} WHERE `mart` = ? AND `dt` IN {}",
+        ident(PUBLISHED_TABLE),
+        placeholders(dates)
+    )
+}
+
+/// `INSERT` of `rows` records (`mart`, `dt`, `version`, `rows_published` each).
+pub(crate) fn insert_published(rows: usize) -> String {
+    let row = placeholders(4);
+    let values = vec![row; rows].join(", ");
+    format!(
+        "INSERT INTO {} (`mart`, `dt`, `version`, `rows_published`) VALUES {values}",
+        ident(PUBLISHED_TABLE)
+    )
+}
+
 /// `DELETE FROM t`: inside a transaction, unlike `TRUNCATE`, which commits on its own.
 pub(crate) fn delete_all(schema: &TableSchema) -> String {
     format!("DELETE FROM {}", ident(&schema.mysql_table_name()))

@@ -21,10 +21,10 @@ use super::build::{
     user_ltv,
 };
 use super::totals::history_user_totals;
-use super::{MartError, MysqlMart};
+use super::{HeldPartition, MartError, MysqlMart, PartitionVersion};
 use crate::config::PipelineConfig;
 use crate::features::{CriticalPathParams, FeatureError, critical_paths_at, epoch_ms};
-use crate::lake::{DateRange, Lake, LakeError, partition_day};
+use crate::lake::{DateRange, Lake, LakeError, Manifest, partition_day};
 use crate::model::predict::Predictions;
 use crate::schema::{Registry, SchemaError, TableSchema};
 
@@ -63,7 +63,12 @@ pub enum MartStageError {
 /// What one mart's write did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct MartWrite {
+    /// Partitions written (to the lake) or copied (to MySQL).
     pub partitions: usize,
+    /// Partitions left as they were: the lake's rewritten with the same bytes, or MySQL's
+    /// already holding the lake's version.
+    pub unchanged: usize,
+    /// Rows of the partitions built (lake, unchanged ones included) or copied (MySQL).
     pub rows: u64,
     pub seconds: f64,
 }
@@ -276,13 +281,26 @@ async fn write_critical_paths(
     Ok(())
 }
 
-/// Copies every partition of the lake's marts to MySQL, one transaction per mart: a mart
-/// either holds the lake's rows for every day it has, or (on failure) what it held before.
+/// Copies the lake's marts to MySQL, one transaction per mart: a mart either holds the lake's
+/// rows for every day it has, or (on failure) what it held before.
+///
+/// Only the days MySQL does not already hold as the lake has them are copied: each
+/// transaction also records the lake version of every day it copied (`ltv_published_partitions`,
+/// see [`MysqlMart::publish_partitions`]), and a day whose record is the lake's current version
+/// and whose row count is the manifest's is left alone. The marts keep a partition's version when
+/// it is rewritten unchanged, so a night copies what changed rather than the whole history.
 pub async fn publish_marts(
     lake: &Lake,
     mysql: &mut MysqlMart,
 ) -> Result<MartOutput, MartStageError> {
     let mut out = MartOutput::default();
+    mysql
+        .ensure_published_table()
+        .await
+        .map_err(|source| MartStageError::Mysql {
+            table: "ltv_published_partitions".into(),
+            source,
+        })?;
     for name in MART_TABLES {
         let started = Instant::now();
         let schema = table(name)?;
@@ -290,31 +308,83 @@ pub async fn publish_marts(
             table: schema.mysql_table_name(),
             source,
         };
-        let days = lake.partitions(schema).await?;
         mysql.ensure_table(schema).await.map_err(mysql_error)?;
-        if days.is_empty() {
-            out.tables.insert(name.into(), MartWrite::default());
-            continue;
+        let manifests = lake.partition_manifests(schema).await?;
+        let held = mysql.held_partitions(schema).await.map_err(mysql_error)?;
+        let due = due_partitions(&manifests, &held);
+        let unchanged = manifests.len() - due.len();
+        let mut write = MartWrite {
+            partitions: due.len(),
+            unchanged,
+            ..MartWrite::default()
+        };
+        if !due.is_empty() {
+            let df = read_days(lake, schema, &due)
+                .await?
+                .collect()
+                .map_err(polars(name))?;
+            let summary = mysql
+                .publish_partitions(schema, &due, &df)
+                .await
+                .map_err(mysql_error)?;
+            write.rows = summary.rows_inserted;
         }
-        let df = lake
-            .scan(schema, DateRange::all())
-            .await?
-            .collect()
-            .map_err(polars(name))?;
-        let summary = mysql
-            .replace_partitions(schema, &days, &df)
-            .await
-            .map_err(mysql_error)?;
-        out.tables.insert(
-            name.into(),
-            MartWrite {
-                partitions: days.len(),
-                rows: summary.rows_inserted,
-                seconds: started.elapsed().as_secs_f64(),
-            },
+        write.seconds = started.elapsed().as_secs_f64();
+        tracing::info!(
+            table = %schema.mysql_table_name(),
+            published = write.partitions,
+            unchanged,
+            rows = write.rows,
+            "Published mart to MySQL."
         );
+        out.tables.insert(name.into(), write);
     }
     Ok(out)
+}
+
+/// The lake's partitions that MySQL does not hold as they are: never published, published
+/// from another version, or holding another number of rows than the manifest says.
+fn due_partitions(
+    manifests: &BTreeMap<NaiveDate, Manifest>,
+    held: &BTreeMap<NaiveDate, HeldPartition>,
+) -> Vec<PartitionVersion> {
+    manifests
+        .iter()
+        .filter(|(dt, m)| {
+            held.get(dt).is_none_or(|h| {
+                h.version.as_deref() != Some(m.version.as_str()) || h.rows != m.rows
+            })
+        })
+        .map(|(dt, m)| PartitionVersion {
+            dt: *dt,
+            version: m.version.clone(),
+            rows: m.rows,
+        })
+        .collect()
+}
+
+/// The rows of `days` (sorted) of a mart: one scan over their span, filtered to them.
+async fn read_days(
+    lake: &Lake,
+    schema: &TableSchema,
+    days: &[PartitionVersion],
+) -> Result<LazyFrame, MartStageError> {
+    let (Some(first), Some(last)) = (days.first(), days.last()) else {
+        return Ok(DataFrame::empty_with_schema(&schema.polars_schema()).lazy());
+    };
+    let scan = lake.scan(schema, DateRange::new(first.dt, last.dt)).await?;
+    let Some(partition) = schema.partition.as_deref() else {
+        return Ok(scan);
+    };
+    let wanted = Series::new(
+        "wanted".into(),
+        days.iter()
+            .map(|p| (p.dt - NaiveDate::default()).num_days() as i32)
+            .collect::<Vec<i32>>(),
+    )
+    .cast(&DataType::Date)
+    .map_err(polars("mart partition"))?;
+    Ok(scan.filter(col(partition).is_in(lit(wanted).implode(false), false)))
 }
 
 /// Partition writes of one mart in flight at once.
@@ -345,15 +415,19 @@ async fn write_days(
     // time is the store's round trips (tens of milliseconds each on S3), so several go at
     // once. Each partition still commits on its own, whole or not at all.
     let mut writes = futures::stream::iter(by_day)
-        .map(|(day, part)| lake.write_partition(schema, day, part))
+        .map(|(day, part)| lake.replace_partition(schema, day, part))
         .buffer_unordered(PARTITION_WRITES_AT_ONCE);
     while let Some(written) = writes.next().await {
-        written?;
+        if written?.unchanged {
+            write.unchanged += 1;
+        }
     }
+    write.partitions -= write.unchanged;
     write.seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         table = %schema.qualified_name(),
         partitions = write.partitions,
+        unchanged = write.unchanged,
         rows = write.rows,
         "Wrote mart to the lake."
     );
@@ -362,4 +436,62 @@ async fn write_days(
 
 fn polars(table: &'static str) -> impl Fn(PolarsError) -> MartStageError {
     move |source| MartStageError::Polars { table, source }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+
+    fn manifest(dt: NaiveDate, version: &str, rows: u64) -> Manifest {
+        Manifest {
+            table: "mart.campaign_daily".into(),
+            partition: dt,
+            version: version.into(),
+            schema_version: 1,
+            written_at: Utc::now(),
+            rows,
+            files: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_day_is_due_unless_mysql_holds_its_version_and_its_rows() {
+        let day = |n: u32| NaiveDate::from_ymd_opt(2026, 3, n).unwrap();
+        let manifests: BTreeMap<NaiveDate, Manifest> = [
+            (day(1), "a", 10),
+            (day(2), "b", 10),
+            (day(3), "c", 10),
+            (day(4), "d", 10),
+            (day(5), "e", 0),
+        ]
+        .into_iter()
+        .map(|(d, v, r)| (d, manifest(d, v, r)))
+        .collect();
+        let held = |version: Option<&str>, rows| HeldPartition {
+            version: version.map(str::to_owned),
+            rows,
+        };
+        let held: BTreeMap<NaiveDate, HeldPartition> = [
+            // Held as the lake has it.
+            (day(1), held(Some("a"), 10)),
+            // An older version.
+            (day(2), held(Some("old"), 10)),
+            // The right version, a row deleted by hand.
+            (day(3), held(Some("c"), 9)),
+            // Day 4 was never published; an empty day published empty is held.
+            (day(5), held(Some("e"), 0)),
+            // A day MySQL has and the lake does not is not the publish's to touch.
+            (day(9), held(Some("z"), 3)),
+        ]
+        .into_iter()
+        .collect();
+        let due: Vec<NaiveDate> = due_partitions(&manifests, &held)
+            .into_iter()
+            .map(|p| p.dt)
+            .collect();
+        assert_eq!(due, vec![day(2), day(3), day(4)]);
+    }
 }

@@ -394,9 +394,15 @@ async fn run_stage(
                 .with_rows_per_insert(rows_per_insert);
             let out = publish_marts(lake, &mut mysql).await?;
             mysql.close().await?;
+            let copied: usize = out.tables.values().map(|w| w.partitions).sum();
+            let held: usize = out.tables.values().map(|w| w.unchanged).sum();
             Ok(Outcome::Done {
                 rows: out.rows(),
-                detail: format!("{} marts to {}", out.tables.len(), mysql_label(&url)),
+                detail: format!(
+                    "{} marts to {}: {copied} partitions copied, {held} already held",
+                    out.tables.len(),
+                    mysql_label(&url)
+                ),
             })
         }
     }
