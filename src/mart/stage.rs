@@ -166,8 +166,18 @@ pub async fn build_marts(
     paths: PathRefresh,
 ) -> Result<MartOutput, MartStageError> {
     let all = DateRange::all();
-    let installs = lake.scan(table("clean.installs")?, all).await?;
-    let channel_daily = lake.scan(table("clean.campaign_daily")?, all).await?;
+    // Installs and the channels' daily rows are read by several marts (and the installs by
+    // the critical paths): each is read once, a file per day of the history.
+    let installs = mart_installs(lake.scan(table("clean.installs")?, all).await?)
+        .collect()
+        .map_err(polars("clean.installs"))?
+        .lazy();
+    let channel_daily = lake
+        .scan(table("clean.campaign_daily")?, all)
+        .await?
+        .collect()
+        .map_err(polars("clean.campaign_daily"))?
+        .lazy();
     let predictions = lake.scan(table("mart.user_ltv")?, all).await?;
     let quality = lake.scan(table("clean.data_quality")?, all).await?;
 
@@ -225,6 +235,29 @@ pub async fn build_marts(
         );
     }
     Ok(out)
+}
+
+/// The installs the marts count: first installs that are not test data (every mart and the
+/// critical paths filter to those), with the columns they read.
+fn mart_installs(installs: LazyFrame) -> LazyFrame {
+    installs
+        .filter(col("is_first_install").and(col("is_test").not()))
+        .select(
+            [
+                "user_key",
+                "install_time",
+                "report_date",
+                "platform",
+                "country",
+                "channel",
+                "campaign_id",
+                "campaign_name",
+                "is_first_install",
+                "is_fraud",
+                "is_test",
+            ]
+            .map(col),
+        )
 }
 
 /// Whether `paths` asks for the critical-path marts to be rebuilt now.
