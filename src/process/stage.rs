@@ -69,9 +69,14 @@ pub async fn run_process_with(
     )
     .await?;
     let edges = pairs.edges.clone().lazy();
+    // The history's AppsFlyer installs feed identity, the installs and the campaign mapping:
+    // read once (a file per day) rather than scanned by each.
     let af = lake
         .scan(table("clean.af_installs")?, DateRange::all())
-        .await?;
+        .await?
+        .collect()
+        .map_err(whole("clean.af_installs"))?
+        .lazy();
     let identity = resolve_pairs(pairs.edges, af.clone()).map_err(|e| CleanseError::Table {
         table: "clean.identities".into(),
         error: e.to_string(),
@@ -85,8 +90,10 @@ pub async fn run_process_with(
     );
     write_identities(lake, &identity, range, &mut out).await?;
 
-    let installs = installs_before_activity(config, lake, &identity, af, edges).await?;
-    let persons = persons(&installs, &identity, lake).await?;
+    let test_people = test_people(lake, &identity).await?;
+    let installs =
+        installs_before_activity(config, lake, &identity, af.clone(), edges, &test_people).await?;
+    let persons = persons(&installs, &identity, &test_people)?;
     // The no-activity rule looks past the range by its window, where events exist.
     let extra_days = (i64::from(config.fraud.no_activity_hours.get()) + 23) / 24 + 1;
     let read = DateRange::new(range.from, range.to + Duration::days(extra_days));
@@ -155,7 +162,7 @@ pub async fn run_process_with(
     )
     .await?;
     let reporting_currency = config.pipeline.reporting_currency.code();
-    let attribution = attribution_campaigns(lake).await?;
+    let attribution = attribution_campaigns(af)?;
     write_campaigns(
         lake,
         range,
@@ -484,13 +491,13 @@ async fn installs_before_activity(
     identity: &Identity,
     af: LazyFrame,
     pairs: LazyFrame,
+    test_people: &DataFrame,
 ) -> Result<DataFrame, CleanseError> {
     let err = whole("clean.installs");
     let signals = lake
         .scan(table("clean.af_fraud_signals")?, DateRange::all())
         .await?;
     let test_devices = latest(lake, "raw.sheets_test_devices").await?;
-    let test_people = test_people(lake, identity).await?;
     let lf = one_row_per_install(af);
     let lf = attach_people(
         lf,
@@ -500,7 +507,13 @@ async fn installs_before_activity(
     );
     let lf = mark_p360(lf, signals);
     let lf = mark_pattern_fraud(lf, &config.fraud).map_err(&err)?;
-    let lf = mark_test_installs(lf, &config.test_users, test_devices, test_people).map_err(&err)?;
+    let lf = mark_test_installs(
+        lf,
+        &config.test_users,
+        test_devices,
+        test_people.clone().lazy(),
+    )
+    .map_err(&err)?;
     lf.collect().map_err(&err)
 }
 
@@ -515,8 +528,9 @@ async fn latest(lake: &Lake, name: &str) -> Result<LazyFrame, CleanseError> {
 }
 
 /// People whose latest profile matches a test-user rule: `user_key`, `reason` (a row per
-/// person; where several of their profiles match, the smallest reason).
-async fn test_people(lake: &Lake, identity: &Identity) -> Result<LazyFrame, CleanseError> {
+/// person; where several of their profiles match, the smallest reason). The installs' test
+/// rule and the persons both use it.
+async fn test_people(lake: &Lake, identity: &Identity) -> Result<DataFrame, CleanseError> {
     let profiles = latest(lake, "clean.profiles").await?;
     let by_user = identity
         .nodes
@@ -534,16 +548,18 @@ async fn test_people(lake: &Lake, identity: &Identity) -> Result<LazyFrame, Clea
         )
         .group_by([col("user_key")])
         // One reason per person, the same whatever order the joins left the rows in.
-        .agg([col("test_reason").min().alias("reason")]))
+        .agg([col("test_reason").min().alias("reason")])
+        .collect()
+        .map_err(whole("clean.profiles"))?)
 }
 
 /// Each person's first install (campaign keys, fraud, test) plus test people without an
 /// install, with the app user id that fills events.
 #[tracing::instrument(level = "debug", skip_all)]
-async fn persons(
+fn persons(
     installs: &DataFrame,
     identity: &Identity,
-    lake: &Lake,
+    test_people: &DataFrame,
 ) -> Result<DataFrame, CleanseError> {
     let err = whole("clean.events");
     let firsts = installs
@@ -565,8 +581,9 @@ async fn persons(
                 .alias("is_fraud"),
             col(crate::cleanse::test_data::TEST_REASON).alias("test_reason"),
         ]);
-    let profile_tests = test_people(lake, identity)
-        .await?
+    let profile_tests = test_people
+        .clone()
+        .lazy()
         .select([col("user_key"), col("reason").alias("_profile_reason")]);
     let everyone = identity
         .people
@@ -592,30 +609,28 @@ async fn persons(
         .map_err(err)
 }
 
-/// AppsFlyer's paid campaigns over the history, for mapping: `channel`, `campaign_id`,
-/// `campaign_name`, first and last install day and installs.
-async fn attribution_campaigns(lake: &Lake) -> Result<DataFrame, CleanseError> {
+/// AppsFlyer's paid campaigns over the history (`af`: `clean.af_installs`), for mapping:
+/// `channel`, `campaign_id`, `campaign_name`, first and last install day and installs.
+fn attribution_campaigns(af: LazyFrame) -> Result<DataFrame, CleanseError> {
     let err = whole("clean.af_installs");
-    lake.scan(table("clean.af_installs")?, DateRange::all())
-        .await?
-        .filter(
-            col("campaign_id")
-                .is_not_null()
-                .and(col("channel").neq(lit("organic"))),
-        )
-        .group_by([col("channel"), col("campaign_id")])
-        .agg([
-            col("campaign_name")
-                .drop_nulls()
-                .last()
-                .alias("campaign_name"),
-            col("dt").min().alias("first_seen"),
-            col("dt").max().alias("last_seen"),
-            len().cast(DataType::UInt64).alias("installs"),
-        ])
-        .sort(["channel", "campaign_id"], SortMultipleOptions::default())
-        .collect()
-        .map_err(err)
+    af.filter(
+        col("campaign_id")
+            .is_not_null()
+            .and(col("channel").neq(lit("organic"))),
+    )
+    .group_by([col("channel"), col("campaign_id")])
+    .agg([
+        col("campaign_name")
+            .drop_nulls()
+            .last()
+            .alias("campaign_name"),
+        col("dt").min().alias("first_seen"),
+        col("dt").max().alias("last_seen"),
+        len().cast(DataType::UInt64).alias("installs"),
+    ])
+    .sort(["channel", "campaign_id"], SortMultipleOptions::default())
+    .collect()
+    .map_err(err)
 }
 
 /// Applies the no-activity rule and writes the range's `clean.installs` partitions.
