@@ -94,6 +94,9 @@ pub async fn run_process_with(
     let installs =
         installs_before_activity(config, lake, &identity, af.clone(), edges, &test_people).await?;
     let persons = persons(&installs, &identity, &test_people)?;
+    // The campaign mapping's share of the installs, taken now so that the history's
+    // AppsFlyer rows are not held through the days below.
+    let attribution = attribution_campaigns(af)?;
     // The no-activity rule looks past the range by its window, where events exist.
     let extra_days = (i64::from(config.fraud.no_activity_hours.get()) + 23) / 24 + 1;
     let read = DateRange::new(range.from, range.to + Duration::days(extra_days));
@@ -162,7 +165,6 @@ pub async fn run_process_with(
     )
     .await?;
     let reporting_currency = config.pipeline.reporting_currency.code();
-    let attribution = attribution_campaigns(af)?;
     write_campaigns(
         lake,
         range,
