@@ -540,7 +540,7 @@ async fn test_people(lake: &Lake, identity: &Identity) -> Result<DataFrame, Clea
         .lazy()
         .filter(col("kind").eq(lit("user_id")))
         .select([col("id"), col("user_key")]);
-    Ok(profiles
+    profiles
         .filter(col("test_reason").is_not_null())
         .join(
             by_user,
@@ -552,7 +552,7 @@ async fn test_people(lake: &Lake, identity: &Identity) -> Result<DataFrame, Clea
         // One reason per person, the same whatever order the joins left the rows in.
         .agg([col("test_reason").min().alias("reason")])
         .collect()
-        .map_err(whole("clean.profiles"))?)
+        .map_err(whole("clean.profiles"))
 }
 
 /// Each person's first install (campaign keys, fraud, test) plus test people without an
