@@ -98,7 +98,7 @@ pub struct Replaced {
 
 /// One part file, encoded and not yet put.
 #[derive(Debug)]
-pub struct EncodedPart {
+struct EncodedPart {
     bytes: Vec<u8>,
     rows: u64,
     sha256: String,

@@ -331,7 +331,7 @@ pub async fn publish_marts(
         .ensure_published_table()
         .await
         .map_err(|source| MartStageError::Mysql {
-            table: "ltv_published_partitions".into(),
+            table: super::sql::PUBLISHED_TABLE.into(),
             source,
         })?;
     for name in MART_TABLES {
