@@ -470,3 +470,43 @@ async fn bad_lake_urls_are_refused_with_the_url() {
     let err = Lake::open("ftp://somewhere/x").unwrap_err();
     assert!(err.to_string().contains("ftp://somewhere/x"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_listing_finds_the_committed_partitions_and_stamps_each_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let table = events_table();
+    let (d1, d2) = (date("2026-01-02"), date("2026-01-03"));
+    lake.write_partition(&table, d1, events(3, 1))
+        .await
+        .unwrap();
+    lake.write_partition(&table, d2, events(4, 2))
+        .await
+        .unwrap();
+    // What the listing must pass over: a partition folder without a manifest (a write that
+    // never committed), a stray file beside the partitions, and a table whose name starts
+    // with this one's.
+    let root = dir.path().join("sim");
+    std::fs::create_dir_all(root.join("events/dt=2026-01-05")).unwrap();
+    std::fs::write(root.join("events/dt=2026-01-05/part-0.parquet"), b"x").unwrap();
+    std::fs::write(root.join("events/notes.txt"), b"x").unwrap();
+    std::fs::create_dir_all(root.join("events_old/dt=2026-01-09")).unwrap();
+    std::fs::write(root.join("events_old/dt=2026-01-09/_manifest.json"), b"{}").unwrap();
+    assert_eq!(lake.partitions(&table).await.unwrap(), vec![d1, d2]);
+
+    let before = lake.manifest_stamps(&table).await.unwrap();
+    assert_eq!(
+        before.iter().map(|(d, _)| *d).collect::<Vec<_>>(),
+        vec![d1, d2]
+    );
+    assert_eq!(lake.manifest_stamps(&table).await.unwrap(), before);
+    lake.write_partition(&table, d1, events(5, 3))
+        .await
+        .unwrap();
+    let after = lake.manifest_stamps(&table).await.unwrap();
+    assert_ne!(
+        after[0].1, before[0].1,
+        "a new version of d1 changes its stamp"
+    );
+    assert_eq!(after[1], before[1], "d2 was not touched");
+}

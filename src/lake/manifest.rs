@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use futures::{StreamExt, TryStreamExt};
-use object_store::ObjectStoreExt;
+use object_store::{ObjectMeta, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
 use super::{Lake, LakeError, partition_dir};
@@ -85,30 +85,69 @@ impl Lake {
 
     /// Partition dates of a table that have a committed manifest, sorted.
     pub async fn partitions(&self, table: &TableSchema) -> Result<Vec<NaiveDate>, LakeError> {
+        Ok(self
+            .listed_manifests(table)
+            .await?
+            .into_iter()
+            .map(|(dt, _)| dt)
+            .collect())
+    }
+
+    /// A stamp per committed partition of `table` that changes whenever its manifest is
+    /// put again (the store's entity tag, else its modification time and size), from the
+    /// same single listing as [`Lake::partitions`]: enough to tell whether a table changed
+    /// without reading a manifest.
+    pub async fn manifest_stamps(
+        &self,
+        table: &TableSchema,
+    ) -> Result<Vec<(NaiveDate, String)>, LakeError> {
+        Ok(self
+            .listed_manifests(table)
+            .await?
+            .into_iter()
+            .map(|(dt, meta)| {
+                let stamp = meta.e_tag.unwrap_or_else(|| {
+                    format!(
+                        "{}-{}",
+                        meta.last_modified.timestamp_nanos_opt().unwrap_or(0),
+                        meta.size
+                    )
+                });
+                (dt, stamp)
+            })
+            .collect())
+    }
+
+    /// The manifests of `table`'s committed partitions, sorted by date, from one listing of
+    /// the table's folder. Asking for each partition's manifest (a round trip each on S3,
+    /// a blocking-pool hop each on disk) made every scan cost a call per partition of the
+    /// whole history, whatever its date range.
+    async fn listed_manifests(
+        &self,
+        table: &TableSchema,
+    ) -> Result<Vec<(NaiveDate, ObjectMeta)>, LakeError> {
         let dir = super::table_dir(table);
-        let listing = self
+        let objects: Vec<ObjectMeta> = self
             .store
-            .list_with_delimiter(Some(&self.path(&dir)))
+            .list(Some(&self.path(&dir)))
+            .try_collect()
             .await
             .map_err(|e| self.store_error("list", &dir, e))?;
-        let mut dates = Vec::new();
-        for prefix in &listing.common_prefixes {
-            let rel = self.relative(prefix);
-            let Some(date) = rel
-                .rsplit('/')
-                .next()
-                .and_then(|last| last.strip_prefix("dt="))
-                .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-            else {
-                continue;
-            };
-            let manifest = format!("{rel}/{MANIFEST_NAME}");
-            if self.exists(&manifest).await? {
-                dates.push(date);
-            }
-        }
-        dates.sort();
-        Ok(dates)
+        let mut found: Vec<(NaiveDate, ObjectMeta)> = objects
+            .into_iter()
+            .filter_map(|meta| {
+                let rel = self.relative(&meta.location);
+                let (folder, name) = rel
+                    .strip_prefix(dir.as_str())?
+                    .trim_start_matches('/')
+                    .split_once('/')?;
+                let date =
+                    NaiveDate::parse_from_str(folder.strip_prefix("dt=")?, "%Y-%m-%d").ok()?;
+                (name == MANIFEST_NAME).then_some((date, meta))
+            })
+            .collect();
+        found.sort_by_key(|(dt, _)| *dt);
+        Ok(found)
     }
 
     pub(crate) async fn get_optional(&self, rel: &str) -> Result<Option<bytes::Bytes>, LakeError> {
@@ -120,14 +159,6 @@ impl Lake {
                 .map_err(|e| self.store_error("read", rel, e)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.store_error("read", rel, e)),
-        }
-    }
-
-    async fn exists(&self, rel: &str) -> Result<bool, LakeError> {
-        match self.store.head(&self.path(rel)).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(self.store_error("stat", rel, e)),
         }
     }
 }

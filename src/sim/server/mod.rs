@@ -123,7 +123,7 @@ pub struct ServerOptions {
     pub meta: MetaOptions,
 }
 
-/// Which version of each `sim.installs` partition a cached frame was read from.
+/// The `sim.installs` manifest stamps a cached frame was read under.
 type InstallsVersion = Vec<(NaiveDate, String)>;
 
 #[derive(Debug)]
@@ -156,16 +156,11 @@ impl ServerState {
     /// Every install of the world ([`crate::sim::serve::world_installs`]), cached: each
     /// export and in-app report call joins its events to their installs, and rescanning
     /// every install partition per call was most of those calls' cost. The cache is keyed
-    /// by the partitions' manifest versions, so a world rewritten under a running server
-    /// is read afresh.
+    /// by the partitions' manifest stamps (one listing, no manifest read), so a world
+    /// rewritten under a running server is read afresh.
     pub(crate) async fn world_installs(&self) -> Result<LazyFrame, LakeError> {
         let table = crate::sim::serve::table("sim.installs")?;
-        let mut key = Vec::new();
-        for dt in self.lake.partitions(table).await? {
-            if let Some(m) = self.lake.manifest(table, dt).await? {
-                key.push((dt, m.version));
-            }
-        }
+        let key = self.lake.manifest_stamps(table).await?;
         if let Some((cached, frame)) = &*self.installs.lock().unwrap_or_else(|p| p.into_inner())
             && *cached == key
         {
