@@ -9,7 +9,7 @@ use ltv::cli::{Cli, init_logging, run};
 /// The pipeline builds many small strings (ids, names) and large column buffers; mimalloc
 /// handles that mix markedly better than the system allocator. Its `no_thp` feature keeps it
 /// from asking for transparent huge pages, which the kernel zeroed 2 MiB at a time on first
-/// touch and mimalloc's purges then dropped: the demo peaked at 9.4 GiB with them, 5.7
+/// touch and mimalloc's purges then dropped: the demo peaked at 9.0 GiB with them, 5.5
 /// without.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
