@@ -34,8 +34,12 @@ async fn world(config: &PipelineConfig) -> Lake {
 }
 
 async fn world_of(config: &PipelineConfig, users_per_day: u32) -> Lake {
+    world_of_days(config, 3, users_per_day).await
+}
+
+async fn world_of_days(config: &PipelineConfig, days: u32, users_per_day: u32) -> Lake {
     let mut sim = config.sim.clone().unwrap();
-    sim.days = NonZeroU32::new(3).unwrap();
+    sim.days = NonZeroU32::new(days).unwrap();
     sim.users_per_day = users_per_day;
     let lake = Lake::open("memory://").unwrap();
     ltv::sim::simulate(&sim, &lake).await.unwrap();
@@ -122,6 +126,26 @@ const ISSUE3_TABLES: [&str; 13] = [
     "raw.sheets_test_devices",
     "raw.sheets_fx_rates",
 ];
+
+/// Runs `request` and checks no stream failed or deferred.
+async fn ingest_clean(config: &PipelineConfig, lake: &Lake, request: IngestRequest) -> RunSummary {
+    let summary = run_ingest(config, lake, request, &std_env, &Progress::hidden())
+        .await
+        .unwrap();
+    assert_clean(&summary);
+    summary
+}
+
+/// [`content`] of each table's first `days` days from 2026-01-01, table by table.
+async fn contents(lake: &Lake, tables: &[&str], days: u32) -> Vec<DataFrame> {
+    let mut out = Vec::new();
+    for table in tables {
+        for day in d("2026-01-01").iter_days().take(days as usize) {
+            out.push(content(lake, table, day).await);
+        }
+    }
+    out
+}
 
 fn assert_clean(summary: &RunSummary) {
     for (name, s) in &summary.streams {
@@ -251,6 +275,8 @@ async fn capped_appsflyer_windows_are_split_and_lose_nothing() {
             "[sources.appsflyer]\n",
             "[sources.appsflyer]\nmaximum_rows = 40\n",
         )
+        // Splitting, not the quota, is under test: hundreds of calls a day.
+        .replace("budget = { per_day = 24 }", "budget = { per_day = 2000 }")
     });
     let lake = world(&config).await;
     let request = IngestRequest {
@@ -258,16 +284,7 @@ async fn capped_appsflyer_windows_are_split_and_lose_nothing() {
         retry: quick(),
         ..IngestRequest::new(backfill())
     };
-    let summary = run_ingest(
-        &config,
-        &lake,
-        request.clone(),
-        &std_env,
-        &Progress::hidden(),
-    )
-    .await
-    .unwrap();
-    assert_clean(&summary);
+    let summary = ingest_clean(&config, &lake, request.clone()).await;
     let events = &summary.streams["appsflyer.in_app_events_report"];
     assert!(
         events.calls > 6,
@@ -291,17 +308,9 @@ async fn capped_appsflyer_windows_are_split_and_lose_nothing() {
             .all(|p| p.calls > 2 && p.rows > 100)
     );
     // Pulled again whole (one window a day, the default cap): the same rows.
-    let whole = config_with(|t| t);
-    let again = run_ingest(
-        &whole,
-        &lake,
-        request.clone(),
-        &std_env,
-        &Progress::hidden(),
-    )
-    .await
-    .unwrap();
-    assert_clean(&again);
+    let whole =
+        config_with(|t| t.replace("budget = { per_day = 24 }", "budget = { per_day = 2000 }"));
+    ingest_clean(&whole, &lake, request.clone()).await;
     for (day, rows) in ["2026-01-01", "2026-01-02", "2026-01-03"]
         .map(d)
         .into_iter()
@@ -316,6 +325,75 @@ async fn capped_appsflyer_windows_are_split_and_lose_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_appsflyer_backfill_takes_many_days_a_call_and_lands_each_day_as_a_day_pull_would() {
+    // The demo's quota, AppsFlyer's real one (24 calls a day per app and report), and a
+    // report zone nine hours off UTC, so splitting rows into days by their time is tested
+    // across midnight.
+    let days = 12;
+    let with = |per_call: u32| {
+        config_with(move |t| {
+            t.replace(
+                "[sources.appsflyer]\n",
+                &format!(
+                    "[sources.appsflyer]\ntimezone = \"Asia/Seoul\"\nbackfill_days_per_call = {per_call}\n"
+                ),
+            )
+            .replace("concurrency = 4", "concurrency = 1")
+        })
+    };
+    let lake = world_of_days(&with(1), days, 150).await;
+    let request = IngestRequest {
+        only: Some(SourceKind::AppsFlyer),
+        retry: quick(),
+        ..IngestRequest::new(Mode::Range {
+            from: d("2026-01-01"),
+            to: d("2026-01-12"),
+            today: d("2026-01-13"),
+        })
+    };
+    let tables = [
+        "raw.appsflyer_installs_report",
+        "raw.appsflyer_in_app_events_report",
+        "raw.appsflyer_organic_in_app_events_report",
+        "raw.appsflyer_detection",
+    ];
+    // Day by day first: a call per app, report and day.
+    let daily = ingest_clean(&with(1), &lake, request.clone()).await;
+    let events = &daily.streams["appsflyer.in_app_events_report"];
+    assert_eq!((events.landed, events.calls), (days, 2 * days), "{daily}");
+    let by_day = contents(&lake, &tables, days).await;
+    assert!(by_day.iter().map(DataFrame::height).sum::<usize>() > 1000);
+
+    // Again, many days a call: with the days above landed, their volume says how many fit.
+    let spans = ingest_clean(&with(30), &lake, request).await;
+    for (name, s) in &spans.streams {
+        assert_eq!(s.landed, days, "{name}: {spans}");
+        // The yesterday of the range is its own pull; the other eleven days take one.
+        assert_eq!(s.calls, 2 * 2, "{name}: two calls per app: {spans}");
+    }
+    let again = contents(&lake, &tables, days).await;
+    for (i, (a, b)) in by_day.iter().zip(&again).enumerate() {
+        assert!(
+            a.equals_missing(b),
+            "{} day {}: a multi-day pull landed other rows than the day's own pull",
+            tables[i / days as usize],
+            i % days as usize + 1
+        );
+    }
+    // Each day's state: its own rows; the pull's calls on its first day.
+    let state = StreamState::load(&lake, "appsflyer.in_app_events_report")
+        .await
+        .unwrap();
+    let first = &state.partitions[&d("2026-01-01")];
+    assert_eq!(first.calls, 2);
+    assert_eq!(state.partitions[&d("2026-01-02")].calls, 0);
+    for (i, day) in d("2026-01-01").iter_days().take(days as usize).enumerate() {
+        let want = by_day[days as usize + i].height() as u64;
+        assert_eq!(state.partitions[&day].rows, want, "{day}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_split_the_quota_cannot_pay_for_is_deferred_before_spending_it() {
     // Four calls a day per app and report, 40 rows a body: a day needs more than that.
     let config = config_with(|t| {
@@ -323,7 +401,7 @@ async fn a_split_the_quota_cannot_pay_for_is_deferred_before_spending_it() {
             "[sources.appsflyer]\n",
             "[sources.appsflyer]\nmaximum_rows = 40\nreports = [\"in_app_events_report\"]\n",
         )
-        .replace("budget = { per_day = 2000 }", "budget = { per_day = 4 }")
+        .replace("budget = { per_day = 24 }", "budget = { per_day = 4 }")
     });
     let lake = world(&config).await;
     let request = IngestRequest {
@@ -612,12 +690,25 @@ async fn a_30_day_backfill_of_all_eight_sources_fits_one_run_within_budgets() {
         };
         assert_eq!(s.landed, expected, "{name}");
     }
-    // Within each source's budget (the demo's, which lifts Mixpanel's and AppsFlyer's).
+    // Within each source's budget (the demo's, which lifts Mixpanel's). AppsFlyer's is
+    // its real quota, per app and report: the backfill takes many days a call.
     for kind in SourceKind::ALL {
         let settings = config.sources.get(kind).unwrap();
         let spent = summary.calls_by_source[kind.name()];
         let budget = settings.common().budget;
         for limit in [budget.per_hour, budget.per_day].into_iter().flatten() {
+            if kind == SourceKind::AppsFlyer {
+                for (name, s) in summary
+                    .streams
+                    .iter()
+                    .filter(|(n, _)| n.starts_with("appsflyer."))
+                {
+                    // Two apps, so two scopes a report.
+                    assert!(s.calls <= 2 * limit.get(), "{name}: {} calls", s.calls);
+                    assert!(s.calls < 30, "{name}: {} calls for 30 days", s.calls);
+                }
+                continue;
+            }
             assert!(spent <= limit.get(), "{kind}: {spent} calls over {limit}");
         }
     }

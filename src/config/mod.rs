@@ -514,6 +514,15 @@ impl PipelineConfig {
                 );
             }
             no_duplicates(v, "sources.appsflyer.reports", &a.reports);
+            if a.backfill_days_per_call.get() > 90 {
+                v.push(
+                    "sources.appsflyer.backfill_days_per_call",
+                    format!(
+                        "{} days is over the Pull API's 90-day range",
+                        a.backfill_days_per_call
+                    ),
+                );
+            }
         }
         if let Some(g) = &s.google_sheets {
             if g.spreadsheet_id.trim().is_empty() {

@@ -366,6 +366,9 @@ fn all_reports() -> Vec<AppsFlyerReport> {
 fn utc() -> Tz {
     Tz::UTC
 }
+fn thirty() -> NonZeroU32 {
+    NonZeroU32::MIN.saturating_add(29)
+}
 fn million() -> NonZeroU32 {
     NonZeroU32::MIN.saturating_add(999_999)
 }
@@ -391,6 +394,11 @@ pub struct AppsFlyerSource {
     /// Which reports to pull (default all of them); unknown names are rejected.
     #[serde(default = "all_reports")]
     pub reports: Vec<AppsFlyerReport>,
+    /// Most report days one backfill call may cover (default 30; the Pull API takes up to
+    /// 90). A call costs one unit of the daily quota whatever its range, so a backfill pulls
+    /// many days per call, as many as the volume of the days before allows.
+    #[serde(default = "thirty")]
+    pub backfill_days_per_call: NonZeroU32,
 }
 source_settings!(AppsFlyerSource, SourceKind::AppsFlyer, [api_token_env]);
 

@@ -186,6 +186,50 @@ pub trait Connector: Send + Sync {
         stream: &StreamSpec,
         day: NaiveDate,
     ) -> Result<Pulled, PullError>;
+
+    /// How many consecutive report days, from `day` on, one backfill pull of `stream` may
+    /// cover, judged from what it landed before. Sources whose calls cost the same whatever
+    /// their date range (AppsFlyer's raw-data exports, with a daily quota per report) cover
+    /// many days per call; the default, 1, pulls day by day.
+    fn days_per_pull(&self, _stream: &StreamSpec, _day: NaiveDate, _history: &StreamState) -> u32 {
+        1
+    }
+
+    /// The calls pulling the consecutive `days` in one go will take. Only asked for more than
+    /// one day when [`Connector::days_per_pull`] allows it; the default adds up the days.
+    fn plan_days(
+        &self,
+        stream: &StreamSpec,
+        days: &[NaiveDate],
+        history: &StreamState,
+    ) -> Vec<PlannedCalls> {
+        let mut total: Vec<PlannedCalls> = Vec::new();
+        for day in days {
+            for p in self.plan(stream, *day, history) {
+                match total.iter_mut().find(|t| t.scope == p.scope) {
+                    Some(t) => t.calls += p.calls,
+                    None => total.push(p),
+                }
+            }
+        }
+        total
+    }
+
+    /// Pulls the consecutive `days` in one go: one [`Pulled`] per day, in order, each landed
+    /// as that day's partition. Fails whole, so no day is landed from a partial pull. The
+    /// default pulls day by day.
+    async fn pull_days(
+        &self,
+        ctx: &PullContext<'_>,
+        stream: &StreamSpec,
+        days: &[NaiveDate],
+    ) -> Result<Vec<Pulled>, PullError> {
+        let mut out = Vec::with_capacity(days.len());
+        for day in days {
+            out.push(self.pull(ctx, stream, *day).await?);
+        }
+        Ok(out)
+    }
 }
 
 /// Makes a call and parses its body, calling again when the body came back cut short

@@ -56,6 +56,20 @@ impl StreamState {
             .unwrap_or(0)
     }
 
+    /// Rows of the busiest of the last `days` partitions landed before `day`, or when none
+    /// landed before it (a re-pull from the history's start), of the first `days` from it
+    /// on. `None` when nothing has landed: the volume is unknown.
+    pub fn busiest_near(&self, day: NaiveDate, days: usize) -> Option<u64> {
+        if self.partitions.range(..day).next().is_some() {
+            return Some(self.busiest_recent(day, days));
+        }
+        self.partitions
+            .range(day..)
+            .take(days)
+            .map(|(_, p)| p.rows)
+            .max()
+    }
+
     /// Records a landed partition. Call only after the partition's commit.
     pub fn landed(&mut self, day: NaiveDate, pulled_at: DateTime<Utc>, rows: u64, calls: u32) {
         self.partitions.insert(

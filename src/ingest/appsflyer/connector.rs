@@ -4,6 +4,11 @@
 //! but only while the report's daily call quota (24 per app and report is common) can pay
 //! for both halves; otherwise the day is deferred rather than spending calls on a day that
 //! could not be finished.
+//!
+//! A call costs one unit of that quota whatever its date range, so a backfill pulls many
+//! days per call (as many as the volume of the days before lets fit in a body of
+//! [`BACKFILL_ROWS_PER_CALL`] rows, at most `backfill_days_per_call`) and splits the rows into
+//! their days by their time. A 90-day backfill of a report fits in one day's quota.
 
 use std::collections::VecDeque;
 
@@ -31,6 +36,9 @@ const PLAN_HEADROOM: f64 = 1.25;
 const PLAN_LOOKBACK: usize = 7;
 /// A window this short that still hits `maximum_rows` cannot be split usefully.
 const SHORTEST_WINDOW: Duration = Duration::seconds(60);
+/// Rows a multi-day backfill call is planned to hold at most: bodies of about 100 MB. Larger
+/// ones would save few calls and hold more memory per pull in flight.
+const BACKFILL_ROWS_PER_CALL: u32 = 200_000;
 
 /// Pull API raw-data reports of the configured apps.
 #[derive(Debug)]
@@ -40,6 +48,7 @@ pub struct AppsFlyerConnector {
     apps: Vec<String>,
     zone: Tz,
     maximum_rows: u32,
+    backfill_days_per_call: u32,
     reports: Vec<Report>,
     streams: Vec<StreamSpec>,
 }
@@ -63,6 +72,7 @@ impl AppsFlyerConnector {
             apps: settings.app_ids.clone(),
             zone: settings.timezone,
             maximum_rows: settings.maximum_rows.get(),
+            backfill_days_per_call: settings.backfill_days_per_call.get(),
             reports: settings.reports.clone(),
             streams,
         })
@@ -75,45 +85,53 @@ impl AppsFlyerConnector {
             .find(|r| r.stream() == stream.name)
     }
 
-    /// Windows per app for a day: enough that the largest recent day, with headroom, stays
-    /// under `maximum_rows` in each.
-    fn planned_windows(&self, day: NaiveDate, history: &StreamState) -> u32 {
+    /// Windows per app for `days` consecutive days: enough that the largest recent day, with
+    /// headroom, stays under `maximum_rows` in each.
+    fn planned_windows(&self, day: NaiveDate, days: usize, history: &StreamState) -> u32 {
         let recent_max = history.busiest_recent(day, PLAN_LOOKBACK);
-        let need = (recent_max as f64 * PLAN_HEADROOM / f64::from(self.maximum_rows)).ceil();
-        (need as u32).clamp(1, 24)
+        let need =
+            (recent_max as f64 * days as f64 * PLAN_HEADROOM / f64::from(self.maximum_rows)).ceil();
+        (need as u32).clamp(1, 24 * days.max(1) as u32)
     }
 
-    /// The report day `[start, end)` in the configured zone, as UTC instants.
-    fn day_bounds(&self, day: NaiveDate) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
-        let at = |d: NaiveDate| {
-            self.zone
-                .from_local_datetime(&d.and_hms_opt(0, 0, 0)?)
-                .earliest()
-                .map(|t| t.with_timezone(&Utc))
-        };
-        Some((at(day)?, at(day.succ_opt()?)?))
+    /// `[start of the first day, end of the last)` in the configured zone, as UTC instants.
+    fn days_bounds(&self, days: &[NaiveDate]) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        Some((
+            self.day_start(*days.first()?)?,
+            self.day_start(days.last()?.succ_opt()?)?,
+        ))
+    }
+
+    /// Midnight of `day` in the configured zone, as a UTC instant.
+    fn day_start(&self, day: NaiveDate) -> Option<DateTime<Utc>> {
+        self.zone
+            .from_local_datetime(&day.and_hms_opt(0, 0, 0)?)
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
     }
 
     fn local(&self, t: DateTime<Utc>) -> String {
         t.with_timezone(&self.zone).format(TIME_FORMAT).to_string()
     }
 
-    /// Pulls one app's day of one report, window by window, splitting cut windows.
+    /// Pulls one app's consecutive `days` of one report, window by window, splitting cut
+    /// windows.
     async fn pull_app(
         &self,
         ctx: &PullContext<'_>,
         report: Report,
         app: &str,
-        day: NaiveDate,
+        days: &[NaiveDate],
         windows: u32,
     ) -> Result<Pulled, PullError> {
         let stream = report.stream();
-        let partition = partition_label(day);
+        let partition = days_label(days);
+        let first = days.first().copied().unwrap_or_default();
         let scope = scope(app, report);
-        let (start, end) = self.day_bounds(day).ok_or_else(|| PullError::Source {
+        let (start, end) = self.days_bounds(days).ok_or_else(|| PullError::Source {
             stream: stream.clone(),
             partition: partition.clone(),
-            message: format!("day {day} has no midnight in {}", self.zone),
+            message: format!("{partition} has no midnight in {}", self.zone),
         })?;
         let step = (end - start) / windows as i32;
         let mut queue: VecDeque<(DateTime<Utc>, DateTime<Utc>)> = (0..windows)
@@ -181,7 +199,7 @@ impl AppsFlyerConnector {
             if let Some(left) = left.filter(|l| *l < needed) {
                 return Err(PullError::deferred(
                     &stream,
-                    day,
+                    first,
                     format!(
                         "{app}: window {}..{} was cut at maximum_rows; finishing the day needs {needed} more calls but {scope} has {left} left today",
                         self.local(a),
@@ -195,6 +213,104 @@ impl AppsFlyerConnector {
             queue.push_front((a, mid));
         }
         Ok(pulled)
+    }
+
+    /// The report's rows for `days`, every app, before they are split into days.
+    async fn pull_range(
+        &self,
+        ctx: &PullContext<'_>,
+        stream: &StreamSpec,
+        days: &[NaiveDate],
+    ) -> Result<(Report, Pulled), PullError> {
+        let report = self.report_of(stream).ok_or_else(|| PullError::Source {
+            stream: stream.name.clone(),
+            partition: days_label(days),
+            message: "not a report this connector pulls".into(),
+        })?;
+        let first = days.first().copied().unwrap_or_default();
+        let windows = self.planned_windows(first, days.len(), ctx.history);
+        let mut pulled = Pulled::default();
+        for app in &self.apps {
+            pulled.absorb(self.pull_app(ctx, report, app, days, windows).await?);
+        }
+        Ok((report, pulled))
+    }
+
+    /// Splits a multi-day pull into its days by each row's install or event time in the
+    /// configured zone. A row outside the days (a source answering past the window asked
+    /// for) goes to the nearest one, as a one-day pull would land it in its day.
+    fn split_by_day(
+        &self,
+        report: Report,
+        days: &[NaiveDate],
+        pulled: Pulled,
+    ) -> Result<Vec<Pulled>, PullError> {
+        let label = days_label(days);
+        let err = |message: String| PullError::Source {
+            stream: report.stream(),
+            partition: label.clone(),
+            message,
+        };
+        // Where each day after the first begins, in epoch milliseconds.
+        let starts = days
+            .iter()
+            .skip(1)
+            .map(|d| {
+                self.day_start(*d)
+                    .map(|t| t.timestamp_millis())
+                    .ok_or_else(|| err(format!("{d} has no midnight in {}", self.zone)))
+            })
+            .collect::<Result<Vec<i64>, _>>()?;
+        let mut out: Vec<Pulled> = days.iter().map(|_| Pulled::default()).collect();
+        if let Some(head) = out.first_mut() {
+            head.calls = pulled.calls;
+            head.retries = pulled.retries;
+        }
+        let time = report.time_column();
+        for frame in pulled.frames {
+            let millis = frame
+                .column(time)
+                .and_then(|c| c.cast(&polars::prelude::DataType::Int64))
+                .map_err(|e| err(format!("column {time}: {e}")))?;
+            let millis = millis
+                .i64()
+                .map_err(|e| err(format!("column {time}: {e}")))?;
+            let day_of: Vec<usize> = millis
+                .iter()
+                .map(|t| t.map_or(0, |t| starts.partition_point(|s| *s <= t)))
+                .collect();
+            for (i, into) in out.iter_mut().enumerate() {
+                let part = day_rows(&frame, &day_of, i)
+                    .map_err(|e| err(format!("splitting rows by {time}: {e}")))?;
+                into.frames.push(part);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The rows of `frame` whose day index is `day`: a slice when the rows come in time order,
+/// as the API sends them, else a filter.
+fn day_rows(
+    frame: &polars::prelude::DataFrame,
+    day_of: &[usize],
+    day: usize,
+) -> polars::prelude::PolarsResult<polars::prelude::DataFrame> {
+    if day_of.is_sorted() {
+        let from = day_of.partition_point(|d| *d < day);
+        let to = day_of.partition_point(|d| *d <= day);
+        return Ok(frame.slice(from as i64, to - from));
+    }
+    let mask: polars::prelude::BooleanChunked = day_of.iter().map(|d| *d == day).collect();
+    frame.filter(&mask)
+}
+
+/// `dt=D`, or `dt=D1..D2` for a multi-day pull.
+fn days_label(days: &[NaiveDate]) -> String {
+    match (days.first(), days.last()) {
+        (Some(a), Some(b)) if a != b => format!("dt={a}..{b}"),
+        (Some(a), _) => partition_label(*a),
+        _ => String::new(),
     }
 }
 
@@ -232,10 +348,46 @@ impl Connector for AppsFlyerConnector {
         day: NaiveDate,
         history: &StreamState,
     ) -> Vec<PlannedCalls> {
-        let Some(report) = self.report_of(stream) else {
+        self.plan_days(stream, &[day], history)
+    }
+
+    async fn pull(
+        &self,
+        ctx: &PullContext<'_>,
+        stream: &StreamSpec,
+        day: NaiveDate,
+    ) -> Result<Pulled, PullError> {
+        Ok(self.pull_range(ctx, stream, &[day]).await?.1)
+    }
+
+    fn days_per_pull(&self, stream: &StreamSpec, day: NaiveDate, history: &StreamState) -> u32 {
+        // Nothing landed yet: the volume is unknown, so one day, which then tells.
+        let Some(busiest) = history
+            .busiest_near(day, PLAN_LOOKBACK)
+            .filter(|_| self.report_of(stream).is_some())
+        else {
+            return 1;
+        };
+        let recent_max = busiest as f64 * PLAN_HEADROOM;
+        let per_call = f64::from(self.maximum_rows.min(BACKFILL_ROWS_PER_CALL));
+        let days = if recent_max > 0.0 {
+            (per_call / recent_max).floor()
+        } else {
+            f64::INFINITY
+        };
+        days.clamp(1.0, f64::from(self.backfill_days_per_call)) as u32
+    }
+
+    fn plan_days(
+        &self,
+        stream: &StreamSpec,
+        days: &[NaiveDate],
+        history: &StreamState,
+    ) -> Vec<PlannedCalls> {
+        let (Some(report), Some(first)) = (self.report_of(stream), days.first()) else {
             return Vec::new();
         };
-        let windows = self.planned_windows(day, history);
+        let windows = self.planned_windows(*first, days.len(), history);
         self.apps
             .iter()
             .map(|app| PlannedCalls {
@@ -245,23 +397,14 @@ impl Connector for AppsFlyerConnector {
             .collect()
     }
 
-    async fn pull(
+    async fn pull_days(
         &self,
         ctx: &PullContext<'_>,
         stream: &StreamSpec,
-        day: NaiveDate,
-    ) -> Result<Pulled, PullError> {
-        let report = self.report_of(stream).ok_or_else(|| PullError::Source {
-            stream: stream.name.clone(),
-            partition: partition_label(day),
-            message: "not a report this connector pulls".into(),
-        })?;
-        let windows = self.planned_windows(day, ctx.history);
-        let mut pulled = Pulled::default();
-        for app in &self.apps {
-            pulled.absorb(self.pull_app(ctx, report, app, day, windows).await?);
-        }
-        Ok(pulled)
+        days: &[NaiveDate],
+    ) -> Result<Vec<Pulled>, PullError> {
+        let (report, pulled) = self.pull_range(ctx, stream, days).await?;
+        self.split_by_day(report, days, pulled)
     }
 }
 
@@ -269,6 +412,33 @@ impl Connector for AppsFlyerConnector {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_days_rows_are_sliced_in_time_order_and_filtered_out_of_it() {
+        use polars::prelude::*;
+        let frame = df!("n" => [0i64, 1, 2, 3, 4]).unwrap();
+        let ns = |df: DataFrame| -> Vec<i64> {
+            df.column("n")
+                .unwrap()
+                .i64()
+                .unwrap()
+                .into_no_null_iter()
+                .collect()
+        };
+        let sorted = [0, 0, 1, 3, 3];
+        assert_eq!(ns(day_rows(&frame, &sorted, 0).unwrap()), [0, 1]);
+        assert_eq!(ns(day_rows(&frame, &sorted, 1).unwrap()), [2]);
+        assert!(ns(day_rows(&frame, &sorted, 2).unwrap()).is_empty());
+        assert_eq!(ns(day_rows(&frame, &sorted, 3).unwrap()), [3, 4]);
+        let shuffled = [1, 0, 1, 2, 0];
+        assert_eq!(ns(day_rows(&frame, &shuffled, 0).unwrap()), [1, 4]);
+        assert_eq!(ns(day_rows(&frame, &shuffled, 1).unwrap()), [0, 2]);
+        assert_eq!(ns(day_rows(&frame, &shuffled, 2).unwrap()), [3]);
+        assert_eq!(
+            days_label(&["2026-01-01".parse().unwrap()]),
+            "dt=2026-01-01"
+        );
+    }
 
     #[test]
     fn spent_quota_is_a_deferral_and_other_400s_are_fatal() {

@@ -8,11 +8,10 @@ pub mod plan;
 mod progress;
 mod summary;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use chrono::{NaiveDate, Utc};
-use futures::StreamExt as _;
 use tokio::sync::Mutex;
 
 pub use plan::{Mode, PlanSettings, Priority, partitions_to_pull};
@@ -45,12 +44,31 @@ pub enum ScheduleError {
     Schema(#[from] SchemaError),
 }
 
-/// One pull to make.
+/// One partition to pull.
 #[derive(Debug, Clone)]
 struct Task {
     stream: usize,
     day: NaiveDate,
     priority: Priority,
+}
+
+/// One pull: a stream's consecutive days, usually one.
+#[derive(Debug, Clone)]
+struct Pull {
+    stream: usize,
+    days: Vec<NaiveDate>,
+    priority: Priority,
+}
+
+impl Pull {
+    /// `dt=D`, or `dt=D1..D2` for several days: the partition label of logs and errors.
+    fn label(&self) -> String {
+        match (self.days.first(), self.days.last()) {
+            (Some(a), Some(b)) if a != b => format!("dt={a}..{b}"),
+            (Some(a), _) => format!("dt={a}"),
+            _ => String::new(),
+        }
+    }
 }
 
 /// A stream's mutable record during a run.
@@ -141,23 +159,25 @@ impl Scheduler {
         // plan past the budget.
         let reserved: Mutex<HashMap<String, u32>> = Mutex::new(HashMap::new());
         let fatal: Mutex<Option<ScheduleError>> = Mutex::new(None);
-        futures::stream::iter(tasks)
-            .for_each_concurrent(source.concurrency.max(1), |task| {
-                let streams = &streams;
-                let reserved = &reserved;
-                let fatal = &fatal;
-                async move {
-                    let spec = &source.connector.streams()[task.stream];
-                    if let Err(e) = self
-                        .run_task(source, spec, &streams[task.stream], reserved, &task)
-                        .await
-                    {
-                        fatal.lock().await.get_or_insert(e);
-                    }
-                    progress.step(&spec.name, task.day);
+        // A queue rather than a fixed list of pulls: how many backfill days one pull takes
+        // is decided when it starts, from what the days before it landed.
+        let queue = Mutex::new(VecDeque::from(tasks));
+        let (streams_ref, queue, reserved, fatal_ref) = (&streams, &queue, &reserved, &fatal);
+        let workers = (0..source.concurrency.max(1)).map(|_| async move {
+            while let Some(pull) = self.next_pull(source, streams_ref, queue).await {
+                let spec = &source.connector.streams()[pull.stream];
+                if let Err(e) = self
+                    .run_pull(source, spec, &streams_ref[pull.stream], reserved, &pull)
+                    .await
+                {
+                    fatal_ref.lock().await.get_or_insert(e);
                 }
-            })
-            .await;
+                for day in &pull.days {
+                    progress.step(&spec.name, *day);
+                }
+            }
+        });
+        futures::future::join_all(workers).await;
         if let Some(e) = fatal.into_inner() {
             return Err(e);
         }
@@ -169,25 +189,76 @@ impl Scheduler {
             .collect())
     }
 
-    /// One pull: check the budget, pull, land, then record. Only lake errors that are not
-    /// the stream's own (state, ledger) escape; everything else is the stream's outcome.
-    async fn run_task(
+    /// Takes the next pull off the queue: one task, and for a backfill the consecutive days
+    /// of the same stream after it, as many as the connector takes in one pull given what
+    /// the stream has landed so far. Tasks are queued stream by stream, days in order, so
+    /// those days are the ones next in line.
+    async fn next_pull(
+        &self,
+        source: &SourceRun,
+        streams: &[Mutex<StreamRun>],
+        queue: &Mutex<VecDeque<Task>>,
+    ) -> Option<Pull> {
+        let mut queue = queue.lock().await;
+        let first = queue.pop_front()?;
+        let mut pull = Pull {
+            stream: first.stream,
+            days: vec![first.day],
+            priority: first.priority,
+        };
+        if first.priority != Priority::Backfill {
+            return Some(pull);
+        }
+        let spec = &source.connector.streams()[first.stream];
+        let span = {
+            let run = streams[first.stream].lock().await;
+            source
+                .connector
+                .days_per_pull(spec, first.day, &run.state)
+                .max(1) as usize
+        };
+        while pull.days.len() < span {
+            let next = pull.days.last().and_then(|d| d.succ_opt());
+            match queue.front() {
+                Some(t)
+                    if t.stream == first.stream
+                        && t.priority == Priority::Backfill
+                        && Some(t.day) == next =>
+                {
+                    pull.days.push(t.day);
+                    queue.pop_front();
+                }
+                _ => break,
+            }
+        }
+        Some(pull)
+    }
+
+    /// One pull: check the budget, pull, land each day, then record. Only lake errors that
+    /// are not the stream's own (state, ledger) escape; everything else is the stream's
+    /// outcome.
+    async fn run_pull(
         &self,
         source: &SourceRun,
         spec: &StreamSpec,
         run: &Mutex<StreamRun>,
         reserved: &Mutex<HashMap<String, u32>>,
-        task: &Task,
+        pull: &Pull,
     ) -> Result<(), ScheduleError> {
+        let days = pull.days.as_slice();
         let history = {
             let mut r = run.lock().await;
             if r.stopped {
-                r.summary.skipped += 1;
+                r.summary.skipped += days.len() as u32;
                 return Ok(());
             }
             r.state.clone()
         };
-        let planned = source.connector.plan(spec, task.day, &history);
+        let planned = match days {
+            [day] => source.connector.plan(spec, *day, &history),
+            _ => source.connector.plan_days(spec, days, &history),
+        };
+        let label = pull.label();
         // Reserve the planned calls, or defer: starting a pull the budget cannot finish
         // would burn calls on data that is thrown away.
         {
@@ -199,17 +270,16 @@ impl Scheduler {
                     && left < held_now + p.calls
                 {
                     let reason = format!(
-                        "{} needs {} calls, {} has {} left in its quota",
-                        task.day,
+                        "{label} needs {} calls, {} has {} left in its quota",
                         p.calls,
                         p.scope,
                         left.saturating_sub(held_now)
                     );
                     drop(held);
                     let mut r = run.lock().await;
-                    r.summary.deferred += 1;
+                    r.summary.deferred += days.len() as u32;
                     r.summary.deferral.get_or_insert(reason.clone());
-                    tracing::warn!(stream = %spec.name, partition = %task.day, priority = task.priority.name(), %reason, "Pull deferred: over budget.");
+                    tracing::warn!(stream = %spec.name, partition = %label, priority = pull.priority.name(), %reason, "Pull deferred: over budget.");
                     return Ok(());
                 }
             }
@@ -226,7 +296,14 @@ impl Scheduler {
             history: &history,
             pulled_at,
         };
-        let outcome = source.connector.pull(&ctx, spec, task.day).await;
+        let outcome = match days {
+            [day] => source
+                .connector
+                .pull(&ctx, spec, *day)
+                .await
+                .map(|p| vec![p]),
+            _ => source.connector.pull_days(&ctx, spec, days).await,
+        };
         {
             let mut held = reserved.lock().await;
             for p in &planned {
@@ -235,23 +312,50 @@ impl Scheduler {
                 }
             }
         }
+        // Day by day, in order: a landing that fails leaves the days before it landed and
+        // recorded, and the rest for the next run.
+        let mut landed = Vec::new();
         let outcome = match outcome {
-            Ok(pulled) => self.land(spec, task.day, pulled).await,
+            Ok(pulled) if pulled.len() != days.len() => Err(PullError::Source {
+                stream: spec.name.clone(),
+                partition: label.clone(),
+                message: format!(
+                    "the connector returned {} partitions for {} days",
+                    pulled.len(),
+                    days.len()
+                ),
+            }),
+            Ok(pulled) => {
+                let mut failed = Ok(());
+                for (day, p) in days.iter().zip(pulled) {
+                    match self.land(spec, *day, p).await {
+                        Ok(done) => landed.push((*day, done)),
+                        Err(e) => {
+                            failed = Err(e);
+                            break;
+                        }
+                    }
+                }
+                failed
+            }
             Err(e) => Err(e),
         };
         let mut r = run.lock().await;
+        for (day, (rows, calls, retries)) in &landed {
+            r.state.landed(*day, pulled_at, *rows, *calls);
+            r.summary.landed += 1;
+            r.summary.rows += rows;
+            r.summary.calls += calls;
+            r.summary.retries += retries;
+            tracing::info!(stream = %spec.name, partition = %day, priority = pull.priority.name(), rows, calls, retries, "Landed partition.");
+        }
+        if !landed.is_empty() {
+            r.state.save(&self.lake, &spec.name).await?;
+        }
         match outcome {
-            Ok((rows, calls, retries)) => {
-                r.state.landed(task.day, pulled_at, rows, calls);
-                r.state.save(&self.lake, &spec.name).await?;
-                r.summary.landed += 1;
-                r.summary.rows += rows;
-                r.summary.calls += calls;
-                r.summary.retries += retries;
-                tracing::info!(stream = %spec.name, partition = %task.day, priority = task.priority.name(), rows, calls, retries, "Landed partition.");
-            }
+            Ok(()) => {}
             Err(e) if e.is_deferral() => {
-                r.summary.deferred += 1;
+                r.summary.deferred += (days.len() - landed.len()) as u32;
                 r.summary.deferral.get_or_insert(e.to_string());
                 // A spent quota holds for the rest of the day: stop asking.
                 if matches!(
@@ -260,12 +364,12 @@ impl Scheduler {
                 ) {
                     r.stopped = true;
                 }
-                tracing::warn!(stream = %spec.name, partition = %task.day, error = %e, "Pull deferred.");
+                tracing::warn!(stream = %spec.name, partition = %label, error = %e, "Pull deferred.");
             }
             Err(e) => {
                 r.stopped = true;
                 r.summary.failure.get_or_insert(e.to_string());
-                tracing::error!(stream = %spec.name, partition = %task.day, error = %e, "Stream failed; its other pulls are skipped this run.");
+                tracing::error!(stream = %spec.name, partition = %label, error = %e, "Stream failed; its other pulls are skipped this run.");
             }
         }
         Ok(())
