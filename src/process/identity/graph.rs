@@ -121,6 +121,9 @@ impl<'a> Graph<'a> {
         let right_kind = edges.column("right_kind")?.str()?;
         let right_id = edges.column("right_id")?.str()?;
         self.pairs.reserve(edges.height());
+        // About one new identifier per pair (a person's pairs chain their ids): room for them
+        // up front, so the index is not rehashed a score of times as it grows to a million.
+        self.reserve_nodes(edges.height());
         let rows = dt
             .iter()
             .zip(left_kind.iter().zip(left_id.iter()))
@@ -134,6 +137,14 @@ impl<'a> Graph<'a> {
             self.pairs.push((a, b));
         }
         Ok(())
+    }
+
+    fn reserve_nodes(&mut self, n: usize) {
+        self.index.reserve(n);
+        self.kind.reserve(n);
+        self.id.reserve(n);
+        self.first_day.reserve(n);
+        self.first_install.reserve(n);
     }
 
     /// Adds the installs (`appsflyer_id`, `install_time` in ms): each id is a node first seen
