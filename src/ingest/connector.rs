@@ -166,6 +166,15 @@ pub fn partition_label(day: NaiveDate) -> String {
     format!("dt={day}")
 }
 
+/// The label of a pull of consecutive days: `dt=D`, or `dt=D1..D2` for several.
+pub fn days_label(days: &[NaiveDate]) -> String {
+    match (days.first(), days.last()) {
+        (Some(a), Some(b)) if a != b => format!("dt={a}..{b}"),
+        (Some(a), _) => partition_label(*a),
+        _ => String::new(),
+    }
+}
+
 /// A source's collector.
 #[async_trait]
 pub trait Connector: Send + Sync {

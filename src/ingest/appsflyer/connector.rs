@@ -23,8 +23,8 @@ use super::parse::TIME_FORMAT;
 use super::{Report, count_rows, parse_report};
 use crate::config::{AppsFlyerSource, Secret, SourceKind};
 use crate::ingest::connector::{
-    Connector, Cursor, PlannedCalls, PullContext, PullError, Pulled, StreamSpec, fetch_parsed,
-    partition_label,
+    Connector, Cursor, PlannedCalls, PullContext, PullError, Pulled, StreamSpec, days_label,
+    fetch_parsed,
 };
 use crate::ingest::http::{Verdict, default_verdict, snippet};
 use crate::ingest::state::StreamState;
@@ -201,7 +201,7 @@ impl AppsFlyerConnector {
                     &stream,
                     first,
                     format!(
-                        "{app}: window {}..{} was cut at maximum_rows; finishing the day needs {needed} more calls but {scope} has {left} left today",
+                        "{app}: window {}..{} was cut at maximum_rows; finishing {partition} needs {needed} more calls but {scope} has {left} left today",
                         self.local(a),
                         self.local(b),
                     ),
@@ -303,15 +303,6 @@ fn day_rows(
     }
     let mask: polars::prelude::BooleanChunked = day_of.iter().map(|d| *d == day).collect();
     frame.filter(&mask)
-}
-
-/// `dt=D`, or `dt=D1..D2` for a multi-day pull.
-fn days_label(days: &[NaiveDate]) -> String {
-    match (days.first(), days.last()) {
-        (Some(a), Some(b)) if a != b => format!("dt={a}..{b}"),
-        (Some(a), _) => partition_label(*a),
-        _ => String::new(),
-    }
 }
 
 /// The budget scope of a report's daily quota: per app and report, as AppsFlyer counts.
@@ -434,10 +425,6 @@ mod tests {
         assert_eq!(ns(day_rows(&frame, &shuffled, 0).unwrap()), [1, 4]);
         assert_eq!(ns(day_rows(&frame, &shuffled, 1).unwrap()), [0, 2]);
         assert_eq!(ns(day_rows(&frame, &shuffled, 2).unwrap()), [3]);
-        assert_eq!(
-            days_label(&["2026-01-01".parse().unwrap()]),
-            "dt=2026-01-01"
-        );
     }
 
     #[test]

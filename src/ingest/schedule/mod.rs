@@ -19,7 +19,7 @@ pub use progress::Progress;
 pub use summary::{RunSummary, StreamSummary};
 
 use super::budget::SourceBudget;
-use super::connector::{Connector, PullContext, PullError, Pulled, StreamSpec};
+use super::connector::{Connector, PullContext, PullError, Pulled, StreamSpec, days_label};
 use super::http::{CallError, RetryPolicy};
 use super::state::StreamState;
 use crate::lake::{Lake, LakeError};
@@ -58,17 +58,6 @@ struct Pull {
     stream: usize,
     days: Vec<NaiveDate>,
     priority: Priority,
-}
-
-impl Pull {
-    /// `dt=D`, or `dt=D1..D2` for several days: the partition label of logs and errors.
-    fn label(&self) -> String {
-        match (self.days.first(), self.days.last()) {
-            (Some(a), Some(b)) if a != b => format!("dt={a}..{b}"),
-            (Some(a), _) => format!("dt={a}"),
-            _ => String::new(),
-        }
-    }
 }
 
 /// A stream's mutable record during a run.
@@ -258,7 +247,7 @@ impl Scheduler {
             [day] => source.connector.plan(spec, *day, &history),
             _ => source.connector.plan_days(spec, days, &history),
         };
-        let label = pull.label();
+        let label = days_label(days);
         // Reserve the planned calls, or defer: starting a pull the budget cannot finish
         // would burn calls on data that is thrown away.
         {
