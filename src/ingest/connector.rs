@@ -204,8 +204,9 @@ pub trait Connector: Send + Sync {
         1
     }
 
-    /// The calls pulling the consecutive `days` in one go will take. Only asked for more than
-    /// one day when [`Connector::days_per_pull`] allows it; the default adds up the days.
+    /// The calls pulling the consecutive `days` in one go will take: what the scheduler
+    /// reserves for every pull (one day unless [`Connector::days_per_pull`] allows more). The
+    /// default adds up the days' plans, per scope.
     fn plan_days(
         &self,
         stream: &StreamSpec,
@@ -225,8 +226,8 @@ pub trait Connector: Send + Sync {
     }
 
     /// Pulls the consecutive `days` in one go: one [`Pulled`] per day, in order, each landed
-    /// as that day's partition. Fails whole, so no day is landed from a partial pull. The
-    /// default pulls day by day.
+    /// as that day's partition; the scheduler makes every pull through this. Fails whole, so
+    /// no day is landed from a partial pull. The default pulls day by day.
     async fn pull_days(
         &self,
         ctx: &PullContext<'_>,

@@ -85,10 +85,11 @@ impl AppsFlyerConnector {
             .find(|r| r.stream() == stream.name)
     }
 
-    /// Windows per app for `days` consecutive days: enough that the largest recent day, with
-    /// headroom, stays under `maximum_rows` in each.
+    /// Windows per app for `days` consecutive days: enough that the largest nearby landed day
+    /// (as [`Connector::days_per_pull`] judges the span by), with headroom, stays under
+    /// `maximum_rows` in each.
     fn planned_windows(&self, day: NaiveDate, days: usize, history: &StreamState) -> u32 {
-        let recent_max = history.busiest_recent(day, PLAN_LOOKBACK);
+        let recent_max = history.busiest_near(day, PLAN_LOOKBACK).unwrap_or(0);
         let need =
             (recent_max as f64 * days as f64 * PLAN_HEADROOM / f64::from(self.maximum_rows)).ceil();
         (need as u32).clamp(1, 24 * days.max(1) as u32)
@@ -351,12 +352,9 @@ impl Connector for AppsFlyerConnector {
         Ok(self.pull_range(ctx, stream, &[day]).await?.1)
     }
 
-    fn days_per_pull(&self, stream: &StreamSpec, day: NaiveDate, history: &StreamState) -> u32 {
+    fn days_per_pull(&self, _stream: &StreamSpec, day: NaiveDate, history: &StreamState) -> u32 {
         // Nothing landed yet: the volume is unknown, so one day, which then tells.
-        let Some(busiest) = history
-            .busiest_near(day, PLAN_LOOKBACK)
-            .filter(|_| self.report_of(stream).is_some())
-        else {
+        let Some(busiest) = history.busiest_near(day, PLAN_LOOKBACK) else {
             return 1;
         };
         let recent_max = busiest as f64 * PLAN_HEADROOM;
@@ -395,6 +393,9 @@ impl Connector for AppsFlyerConnector {
         days: &[NaiveDate],
     ) -> Result<Vec<Pulled>, PullError> {
         let (report, pulled) = self.pull_range(ctx, stream, days).await?;
+        if days.len() == 1 {
+            return Ok(vec![pulled]);
+        }
         self.split_by_day(report, days, pulled)
     }
 }

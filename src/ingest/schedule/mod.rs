@@ -243,10 +243,7 @@ impl Scheduler {
             }
             r.state.clone()
         };
-        let planned = match days {
-            [day] => source.connector.plan(spec, *day, &history),
-            _ => source.connector.plan_days(spec, days, &history),
-        };
+        let planned = source.connector.plan_days(spec, days, &history);
         let label = days_label(days);
         // Reserve the planned calls, or defer: starting a pull the budget cannot finish
         // would burn calls on data that is thrown away.
@@ -285,14 +282,7 @@ impl Scheduler {
             history: &history,
             pulled_at,
         };
-        let outcome = match days {
-            [day] => source
-                .connector
-                .pull(&ctx, spec, *day)
-                .await
-                .map(|p| vec![p]),
-            _ => source.connector.pull_days(&ctx, spec, days).await,
-        };
+        let outcome = source.connector.pull_days(&ctx, spec, days).await;
         {
             let mut held = reserved.lock().await;
             for p in &planned {
