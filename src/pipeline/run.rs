@@ -66,6 +66,12 @@ impl RunKind {
         }
     }
 
+    /// A fresh id for one stage of this run: the key and a unique suffix. It lands in every
+    /// row the stage writes (`run_id`), so it must fit those columns (a test checks).
+    pub fn run_id(self) -> String {
+        format!("{}-{}", self.key(), unique_suffix())
+    }
+
     /// The day the run stands on: the nightly date, a recompute's last day + 1.
     fn as_of(self) -> NaiveDate {
         match self {
@@ -318,7 +324,7 @@ async fn run_stage(
     request: &RunRequest<'_>,
     range: DateRange,
 ) -> Result<Outcome, PipelineError> {
-    let run_id = format!("{}-{}", request.kind.key(), unique_suffix());
+    let run_id = request.kind.run_id();
     match stage {
         Stage::Ingest => {
             let mode = match request.kind {
@@ -541,5 +547,44 @@ impl fmt::Display for RunReport {
             writeln!(f, "  {:<10} {line}", stage.name())?;
         }
         writeln!(f, "seconds: {:.1}", self.seconds)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::schema::Registry;
+
+    /// A recompute's run ids once were 67 characters, and its backtest failed writing
+    /// `mart.model_evaluation`, whose `run_id` held 64.
+    #[test]
+    fn every_run_id_fits_every_run_id_column() {
+        let day = NaiveDate::from_ymd_opt(2026, 12, 31).unwrap();
+        let ids = [
+            RunKind::Nightly { date: day }.run_id(),
+            RunKind::Recompute { from: day, to: day }.run_id(),
+        ];
+        let registry = Registry::embedded().unwrap();
+        let mut checked = 0;
+        for table in registry.tables() {
+            for column in table.columns.iter().filter(|c| c.name == "run_id") {
+                if let Some(max) = column.max_length {
+                    for id in &ids {
+                        assert!(
+                            id.chars().count() <= max as usize,
+                            "{}.run_id holds {max} characters; run id {id:?} has {}",
+                            table.name,
+                            id.chars().count()
+                        );
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert!(
+            checked > 0,
+            "no run_id column with a max_length was checked"
+        );
     }
 }
