@@ -20,11 +20,11 @@ use rand::seq::SliceRandom;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 use smartcore::linalg::basic::matrix::DenseMatrix;
-use smartcore::linear::logistic_regression::{LogisticRegression, LogisticRegressionParameters};
 use smartcore::xgboost::xgb_regressor::{XGRegressor, XGRegressorParameters};
 
 use super::ModelError;
 use super::design::Design;
+use super::logistic::fit_logistic;
 
 /// Tuning of the hurdle model. The defaults suit tens of thousands of users on two cores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -209,9 +209,10 @@ fn sample(idx: &mut Vec<usize>, max: usize, rng: &mut Xoshiro256PlusPlus) {
     }
 }
 
+/// The rows `idx` of `x` as smartcore's matrix, column by column: smartcore's trees sort
+/// and scan one feature at a time.
 fn matrix(x: &[Vec<f64>], idx: &[usize]) -> Result<DenseMatrix<f64>, ModelError> {
     let width = x.first().map_or(0, Vec::len);
-    // Column-major, as smartcore stores it, without a row-major copy first.
     let values: Vec<f64> = (0..width)
         .flat_map(|c| idx.iter().map(move |&i| x[i][c]))
         .collect();
@@ -225,11 +226,11 @@ fn fit_payer(
     params: &HurdleParams,
 ) -> Result<PayerModel, ModelError> {
     let width = rows.x.first().map_or(0, Vec::len);
-    let y: Vec<u32> = idx
+    let y: Vec<bool> = idx
         .iter()
-        .map(|&i| u32::from(rows.horizon_revenue_micros[i] > 0.0))
+        .map(|&i| rows.horizon_revenue_micros[i] > 0.0)
         .collect();
-    let positives = y.iter().filter(|&&v| v == 1).count();
+    let positives = y.iter().filter(|&&paid| paid).count();
     // One class only (nobody or everybody paid late): the rate is all there is to learn.
     if positives == 0 || positives == y.len() || width == 0 {
         let p = rate.clamp(1e-6, 1.0 - 1e-6);
@@ -238,21 +239,25 @@ fn fit_payer(
             coefficients: vec![0.0; width],
         });
     }
-    let m = matrix(&rows.x, idx)?;
-    let fitted = LogisticRegression::fit(
-        &m,
-        &y,
-        LogisticRegressionParameters::default().with_alpha(params.payer_penalty),
-    )
-    .map_err(ModelError::fit("payer regression"))?;
-    use smartcore::linalg::basic::arrays::Array;
-    let coefficients = (0..width)
-        .map(|c| *fitted.coefficients().get((0, c)))
+    let x: Vec<f64> = idx
+        .iter()
+        .flat_map(|&i| rows.x[i].iter().copied())
         .collect();
-    let intercept = *fitted.intercept().get((0, 0));
+    if x.len() != idx.len() * width {
+        return Err(ModelError::fit("payer regression")(
+            "the design's rows differ in width",
+        ));
+    }
+    let fitted = fit_logistic(&x, &y, width, params.payer_penalty);
+    tracing::debug!(
+        users = idx.len(),
+        features = width,
+        steps = fitted.steps,
+        "payer regression fitted"
+    );
     Ok(PayerModel {
-        intercept,
-        coefficients,
+        intercept: fitted.intercept,
+        coefficients: fitted.coefficients,
     })
 }
 

@@ -19,6 +19,7 @@ pub mod evaluate;
 pub mod fit;
 pub mod hurdle;
 pub mod information;
+pub mod logistic;
 pub mod metrics;
 pub mod multiplier;
 pub mod optimise;
