@@ -17,10 +17,10 @@ use smartcore::optimization::first_order::lbfgs::LBFGS;
 use smartcore::optimization::line_search::Backtracking;
 
 /// The fit stops when every component of the gradient, divided by the users, is below this:
-/// the weights are then within about this over the curvature per user (0.05 or more for
+/// the weights are then within about this over the curvature per user (a few hundredths for
 /// standardised features and a payer rate of a few percent) of the optimum.
 const GRADIENT_PER_USER: f64 = 1e-7;
-/// A cap on L-BFGS steps; the fits here converge in tens.
+/// A cap on L-BFGS steps; the demo's fits (28 features) converge in 84 to 123.
 const MAX_STEPS: usize = 1000;
 
 /// A fitted regression: `P(y = 1) = sigmoid(intercept + coefficients · x)`.
