@@ -24,7 +24,7 @@ use smartcore::xgboost::xgb_regressor::{XGRegressor, XGRegressorParameters};
 
 use super::ModelError;
 use super::design::Design;
-use super::logistic::fit_logistic;
+use super::logistic::{fit_logistic, sigmoid};
 
 /// Tuning of the hurdle model. The defaults suit tens of thousands of users on two cores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,7 +86,7 @@ impl PayerModel {
                 .zip(x)
                 .map(|(c, v)| c * v)
                 .sum::<f64>();
-        1.0 / (1.0 + (-z).exp())
+        sigmoid(z)
     }
 }
 

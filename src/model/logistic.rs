@@ -41,13 +41,10 @@ fn log1p_exp(z: f64) -> f64 {
     }
 }
 
-fn sigmoid(z: f64) -> f64 {
-    if z >= 0.0 {
-        1.0 / (1.0 + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (1.0 + e)
-    }
+/// `1 / (1 + e^-z)`: the chance of paying at margin `z`, in training and in
+/// [`super::hurdle::PayerModel::probability`] alike. Far out it rounds to 0 or 1, never NaN.
+pub(crate) fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
 }
 
 /// The design (`rows` of `width` values each, row after row), the labels and the penalty.
