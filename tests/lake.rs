@@ -113,36 +113,54 @@ async fn a_valid_frame_round_trips_unchanged_in_memory_and_on_disk() {
     }
 }
 
+/// The codec of a part file's first column chunk, as Polars names it.
+fn codec(path: &std::path::Path) -> String {
+    let meta = ParquetReader::new(std::fs::File::open(path).unwrap())
+        .get_metadata()
+        .unwrap()
+        .clone();
+    format!(
+        "{:?}",
+        meta.row_groups[0].parquet_columns()[0].compression()
+    )
+    .to_lowercase()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn files_are_hive_style_zstd_parquet() {
+async fn files_are_hive_style_parquet_zstd_or_lz4_when_small() {
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
     let table = events_table();
-    let m = lake
+    let small = lake
         .write_partition(&table, date("2026-01-03"), events(5, 1))
         .await
         .unwrap();
-    let file = &m.files[0].path;
+    let file = &small.files[0].path;
     assert!(
         file.starts_with("sim/events/dt=2026-01-03/part-00000-"),
         "{file}"
     );
     assert!(file.ends_with(".parquet"));
-    let path = dir.path().join(file);
-    let meta = ParquetReader::new(std::fs::File::open(&path).unwrap())
-        .get_metadata()
-        .unwrap()
-        .clone();
-    let codec = format!(
-        "{:?}",
-        meta.row_groups[0].parquet_columns()[0].compression()
-    );
-    assert!(codec.to_lowercase().contains("zstd"), "{codec}");
+    // A small file is LZ4 (zstd's per-page context costs more than it saves there); a
+    // large one zstd.
+    let small_codec = codec(&dir.path().join(file));
+    assert!(small_codec.contains("lz4"), "{small_codec}");
+    let big = lake
+        .write_partition(&table, date("2026-01-04"), events(20_000, 2))
+        .await
+        .unwrap();
+    let big_codec = codec(&dir.path().join(&big.files[0].path));
+    assert!(big_codec.contains("zstd"), "{big_codec}");
     assert!(
         dir.path()
             .join("sim/events/dt=2026-01-03/_manifest.json")
             .exists()
     );
+    // Both read back as written.
+    let back = read(&lake, &table, DateRange::day(date("2026-01-03"))).await;
+    assert_eq!(back.height(), 5);
+    let back = read(&lake, &table, DateRange::day(date("2026-01-04"))).await;
+    assert_eq!(back.height(), 20_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,11 +50,14 @@ const P360_PRIORITY: [&str; 3] = [
 ];
 
 /// The same install in two reports (a late block of an attributed install): the blocked row
-/// wins, as Protect360's verdict is the later word.
+/// wins, as Protect360's verdict is the later word; then the earliest partition, then the
+/// earlier row (a stable sort, so the same input always keeps the same row).
 pub fn one_row_per_install(af: LazyFrame) -> LazyFrame {
     af.sort(
         ["p360_blocked", "dt"],
-        SortMultipleOptions::default().with_order_descending_multi([true, false]),
+        SortMultipleOptions::default()
+            .with_order_descending_multi([true, false])
+            .with_maintain_order(true),
     )
     .unique_stable(
         Some(cols(["appsflyer_id", "install_time"])),
@@ -287,4 +290,77 @@ pub fn finish_installs(af: LazyFrame) -> LazyFrame {
         ["dt", "install_time", "appsflyer_id"],
         SortMultipleOptions::default(),
     )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// `(appsflyer_id, install second, p360_blocked, dt day, campaign)` rows of installs.
+    fn installs(rows: &[(&str, i64, bool, i32, &str)]) -> LazyFrame {
+        let col_of = |name: &str, values: Vec<i64>, dtype: DataType| {
+            Column::new(name.into(), values).cast(&dtype).unwrap()
+        };
+        DataFrame::new_infer_height(vec![
+            col_of(
+                "dt",
+                rows.iter().map(|r| i64::from(r.3)).collect(),
+                DataType::Date,
+            ),
+            Column::new(
+                "appsflyer_id".into(),
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            ),
+            col_of(
+                "install_time",
+                rows.iter().map(|r| r.1 * 1000).collect(),
+                DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC)),
+            ),
+            Column::new(
+                "p360_blocked".into(),
+                rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "campaign_id".into(),
+                rows.iter().map(|r| r.4).collect::<Vec<_>>(),
+            ),
+        ])
+        .unwrap()
+        .lazy()
+    }
+
+    fn texts(df: &DataFrame, name: &str) -> Vec<String> {
+        df.column(name)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap_or("").to_string())
+            .collect()
+    }
+
+    #[test]
+    fn one_row_per_install_keeps_the_blocked_row_then_the_earliest_partition() {
+        let df = one_row_per_install(installs(&[
+            // Attributed on day 1, blocked in day 3's report: the blocked row wins.
+            ("a", 100, false, 1, "a-attributed"),
+            ("a", 100, true, 3, "a-blocked"),
+            // In two days' reports, neither blocked: the earlier partition wins.
+            ("b", 200, false, 2, "b-day2"),
+            ("b", 200, false, 1, "b-day1"),
+            // Twice in one report: the earlier row wins.
+            ("c", 300, false, 1, "c-first"),
+            ("c", 300, false, 1, "c-second"),
+            // The same id at another time is another install (a reinstall).
+            ("a", 900, false, 2, "a-reinstall"),
+        ]))
+        .collect()
+        .unwrap();
+        assert_eq!(
+            texts(&df, "campaign_id"),
+            ["a-blocked", "b-day1", "c-first", "a-reinstall"],
+            "blocked first, then by partition, ties in row order"
+        );
+    }
 }
