@@ -296,6 +296,7 @@ pub fn finish_installs(af: LazyFrame) -> LazyFrame {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::test_support::strs;
 
     /// `(appsflyer_id, install second, p360_blocked, dt day, campaign)` rows of installs.
     fn installs(rows: &[(&str, i64, bool, i32, &str)]) -> LazyFrame {
@@ -330,16 +331,6 @@ mod tests {
         .lazy()
     }
 
-    fn texts(df: &DataFrame, name: &str) -> Vec<String> {
-        df.column(name)
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .map(|v| v.unwrap_or("").to_string())
-            .collect()
-    }
-
     #[test]
     fn one_row_per_install_keeps_the_blocked_row_then_the_earliest_partition() {
         let df = one_row_per_install(installs(&[
@@ -358,8 +349,8 @@ mod tests {
         .collect()
         .unwrap();
         assert_eq!(
-            texts(&df, "campaign_id"),
-            ["a-blocked", "b-day1", "c-first", "a-reinstall"],
+            strs(&df, "campaign_id"),
+            ["a-blocked", "b-day1", "c-first", "a-reinstall"].map(|c| Some(c.to_string())),
             "blocked first, then by partition, ties in row order"
         );
     }
