@@ -300,35 +300,22 @@ mod tests {
 
     /// `(appsflyer_id, install second, p360_blocked, dt day, campaign)` rows of installs.
     fn installs(rows: &[(&str, i64, bool, i32, &str)]) -> LazyFrame {
-        let col_of = |name: &str, values: Vec<i64>, dtype: DataType| {
-            Column::new(name.into(), values).cast(&dtype).unwrap()
-        };
-        DataFrame::new_infer_height(vec![
-            col_of(
-                "dt",
-                rows.iter().map(|r| i64::from(r.3)).collect(),
-                DataType::Date,
-            ),
-            Column::new(
-                "appsflyer_id".into(),
-                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
-            ),
-            col_of(
-                "install_time",
-                rows.iter().map(|r| r.1 * 1000).collect(),
-                DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC)),
-            ),
-            Column::new(
-                "p360_blocked".into(),
-                rows.iter().map(|r| r.2).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "campaign_id".into(),
-                rows.iter().map(|r| r.4).collect::<Vec<_>>(),
-            ),
-        ])
+        df!(
+            "dt" => rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+            "appsflyer_id" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            "install_time" => rows.iter().map(|r| r.1 * 1000).collect::<Vec<_>>(),
+            "p360_blocked" => rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            "campaign_id" => rows.iter().map(|r| r.4).collect::<Vec<_>>(),
+        )
         .unwrap()
         .lazy()
+        .with_columns([
+            col("dt").cast(DataType::Date),
+            col("install_time").cast(DataType::Datetime(
+                TimeUnit::Milliseconds,
+                Some(TimeZone::UTC),
+            )),
+        ])
     }
 
     #[test]
