@@ -1,6 +1,6 @@
 //! The process stage runner. See the module docs of each step for its rules.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::pin::pin;
 use std::sync::Arc;
 
@@ -60,7 +60,8 @@ pub async fn run_process_with(
 ) -> Result<StageOutput, CleanseError> {
     let mut out = StageOutput::new(STAGE, run_id);
     let mut quality = QualityLog::default();
-    let mut quarantine: BTreeMap<NaiveDate, Vec<DataFrame>> = BTreeMap::new();
+    // Days whose quarantine the events wrote (the other days of the range get an empty one).
+    let mut quarantined: BTreeSet<NaiveDate> = BTreeSet::new();
 
     let pairs = history_pairs(
         lake,
@@ -94,6 +95,8 @@ pub async fn run_process_with(
     let installs =
         installs_before_activity(config, lake, &identity, af.clone(), edges, &test_people).await?;
     let persons = persons(&installs, &identity, &test_people)?;
+    // Only the range's installs are written; the history's were needed for the persons.
+    let installs = in_range(installs, range).map_err(whole("clean.installs"))?;
     // The campaign mapping's share of the installs, taken now so that the history's
     // AppsFlyer rows are not held through the days below.
     let attribution = attribution_campaigns(af)?;
@@ -101,11 +104,10 @@ pub async fn run_process_with(
     let extra_days = (i64::from(config.fraud.no_activity_hours.get()) + 23) / 24 + 1;
     let read = DateRange::new(range.from, range.to + Duration::days(extra_days));
     let (nodes, persons) = lookups_for(lake, &identity.nodes, persons, read).await?;
+    // Not needed past this point: freed before the days, which hold frames of their own.
+    drop(identity);
 
-    let mut seen = ActivitySeen {
-        firsts: Vec::new(),
-        data_end_ms: i64::MIN,
-    };
+    let mut seen = ActivitySeen::default();
     let mut names: Vec<DataFrame> = Vec::new();
     let day_events = Arc::new(DayEvents {
         lake: lake.clone(),
@@ -125,7 +127,7 @@ pub async fn run_process_with(
         let Some(day) = day?? else {
             continue;
         };
-        seen.add(day.activity);
+        seen.add(day.activity).map_err(whole("clean.installs"))?;
         names.push(day.names);
         quality.push(
             day.dt,
@@ -139,8 +141,12 @@ pub async fn run_process_with(
                 RuleCount::changed("no person found", day.unlinked),
             ],
         );
+        // Written with its day rather than held to the end: over a month of large days the
+        // removed rows add up.
         if let Some(q) = day.quarantined {
-            quarantine.entry(day.dt).or_default().push(q);
+            let n = replace_stage_rows(lake, "clean.quarantine", day.dt, STAGE, q).await?;
+            out.written("clean.quarantine", day.dt, n);
+            quarantined.insert(day.dt);
         }
         out.absorb(day.written);
     }
@@ -148,7 +154,7 @@ pub async fn run_process_with(
     for k in 1..=extra_days {
         let dt = range.to + Duration::days(k);
         match day_events.marked(dt).await? {
-            Some((_, activity)) => seen.add(activity),
+            Some((_, activity)) => seen.add(activity).map_err(whole("clean.installs"))?,
             None => break,
         }
     }
@@ -179,18 +185,12 @@ pub async fn run_process_with(
 
     for dt in range.days() {
         let err = partition_error("clean.quarantine", dt);
-        let rows = match quarantine.remove(&dt) {
-            Some(parts) => concat(
-                parts.into_iter().map(|df| df.lazy()).collect::<Vec<_>>(),
-                UnionArgs::default(),
-            )
-            .and_then(|lf| lf.collect())
-            .map_err(&err)?,
-            None => crate::cleanse::quarantine::empty_quarantine().map_err(&err)?,
-        };
         if quality.days().contains(&dt) {
-            let n = replace_stage_rows(lake, "clean.quarantine", dt, STAGE, rows).await?;
-            out.written("clean.quarantine", dt, n);
+            if !quarantined.contains(&dt) {
+                let rows = crate::cleanse::quarantine::empty_quarantine().map_err(&err)?;
+                let n = replace_stage_rows(lake, "clean.quarantine", dt, STAGE, rows).await?;
+                out.written("clean.quarantine", dt, n);
+            }
             let frame = quality.frame(dt).map_err(&err)?;
             let n = replace_stage_rows(lake, "clean.data_quality", dt, STAGE, frame).await?;
             out.written("clean.data_quality", dt, n);
@@ -202,18 +202,70 @@ pub async fn run_process_with(
 
 /// What the no-activity rule needs from every day of events: each person's first activity
 /// and the end of the data.
+///
+/// A person active on many days has a row in each day's frame, and over a month of large
+/// days those rows run to tens of millions. So the days are folded (earliest activity
+/// per person) whenever the unfolded rows outnumber the folded ones: what is held stays near
+/// a row per person, and each row is folded a bounded number of times on average.
 struct ActivitySeen {
+    /// Frames of `user_key`, `first_activity`: the last fold first, then the days since.
     firsts: Vec<DataFrame>,
+    folded_rows: usize,
+    pending_rows: usize,
+    /// Unfolded rows below which no fold happens: small runs never pay for one.
+    fold_min_rows: usize,
     data_end_ms: i64,
 }
 
+impl Default for ActivitySeen {
+    fn default() -> Self {
+        Self {
+            firsts: Vec::new(),
+            folded_rows: 0,
+            pending_rows: 0,
+            fold_min_rows: 1 << 20,
+            data_end_ms: i64::MIN,
+        }
+    }
+}
+
 impl ActivitySeen {
-    fn add(&mut self, day: DayActivity) {
+    fn add(&mut self, day: DayActivity) -> PolarsResult<()> {
         if let Some(end) = day.end_ms {
             self.data_end_ms = self.data_end_ms.max(end);
         }
+        self.pending_rows += day.firsts.height();
         self.firsts.push(day.firsts);
+        if self.pending_rows > self.folded_rows.max(self.fold_min_rows) {
+            let all = earliest_activity(std::mem::take(&mut self.firsts))?.collect()?;
+            self.folded_rows = all.height();
+            self.pending_rows = 0;
+            self.firsts.push(all);
+        }
+        Ok(())
     }
+}
+
+/// Each person's earliest `first_activity` over frames of `user_key`, `first_activity`.
+fn earliest_activity(frames: Vec<DataFrame>) -> PolarsResult<LazyFrame> {
+    Ok(concat(
+        frames.into_iter().map(|df| df.lazy()).collect::<Vec<_>>(),
+        UnionArgs::default(),
+    )?
+    .group_by([col("user_key")])
+    .agg([col("first_activity").min()]))
+}
+
+/// The rows of `installs` whose partition is in `range`.
+fn in_range(installs: DataFrame, range: DateRange) -> PolarsResult<DataFrame> {
+    installs
+        .lazy()
+        .filter(
+            col("dt")
+                .gt_eq(days_lit(range.from))
+                .and(col("dt").lt_eq(days_lit(range.to))),
+        )
+        .collect()
 }
 
 /// One day's share of [`ActivitySeen`].
@@ -635,7 +687,8 @@ fn attribution_campaigns(af: LazyFrame) -> Result<DataFrame, CleanseError> {
     .map_err(err)
 }
 
-/// Applies the no-activity rule and writes the range's `clean.installs` partitions.
+/// Applies the no-activity rule to the range's `installs` and writes them as its
+/// `clean.installs` partitions.
 #[allow(clippy::too_many_arguments)]
 #[tracing::instrument(level = "debug", skip_all)]
 async fn write_installs(
@@ -661,21 +714,10 @@ async fn write_installs(
         ]))
         .lazy()
     } else {
-        concat(
-            activity.into_iter().map(|df| df.lazy()).collect::<Vec<_>>(),
-            UnionArgs::default(),
-        )
-        .map_err(&err)?
-        .group_by([col("user_key")])
-        .agg([col("first_activity").min()])
+        earliest_activity(activity).map_err(&err)?
     };
-    let in_range = installs.lazy().filter(
-        col("dt")
-            .gt_eq(days_lit(range.from))
-            .and(col("dt").lt_eq(days_lit(range.to))),
-    );
     let all = finish_installs(mark_no_activity(
-        in_range,
+        installs.lazy(),
         activity,
         &config.fraud,
         data_end_ms,
@@ -1050,4 +1092,78 @@ async fn write_new_events(
     out.written(target, range.to, rows);
     lake.write_state(STATE_KEY, &registry).await?;
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn day(rows: &[(&str, i64)], end_ms: i64) -> DayActivity {
+        let keys: Vec<&str> = rows.iter().map(|r| r.0).collect();
+        let ms: Vec<i64> = rows.iter().map(|r| r.1).collect();
+        let firsts = df!("user_key" => keys, "first_activity" => ms)
+            .unwrap()
+            .lazy()
+            .with_column(col("first_activity").cast(DataType::Datetime(
+                TimeUnit::Milliseconds,
+                Some(TimeZone::UTC),
+            )))
+            .collect()
+            .unwrap();
+        DayActivity {
+            firsts,
+            end_ms: Some(end_ms),
+        }
+    }
+
+    fn earliest(seen: ActivitySeen) -> Vec<(String, i64)> {
+        let df = earliest_activity(seen.firsts)
+            .unwrap()
+            .sort(["user_key"], SortMultipleOptions::default())
+            .collect()
+            .unwrap();
+        let keys = crate::test_support::strs(&df, "user_key");
+        let ms = df.column("first_activity").unwrap().datetime().unwrap();
+        keys.into_iter()
+            .zip(ms.physical().iter())
+            .map(|(k, t)| (k.unwrap(), t.unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn folding_the_days_keeps_each_persons_earliest_activity_and_few_rows() {
+        let days = [
+            day(&[("a", 50), ("b", 70)], 100),
+            // A late event of `a` exported a day later is still the earliest.
+            day(&[("a", 40), ("c", 150)], 200),
+            day(&[("b", 250), ("c", 260), ("d", 270)], 300),
+            day(&[("a", 310)], 320),
+        ];
+        let mut folding = ActivitySeen {
+            fold_min_rows: 2,
+            ..ActivitySeen::default()
+        };
+        let mut holding = ActivitySeen::default();
+        for d in days {
+            let copy = DayActivity {
+                firsts: d.firsts.clone(),
+                end_ms: d.end_ms,
+            };
+            folding.add(d).unwrap();
+            holding.add(copy).unwrap();
+        }
+        assert_eq!(folding.data_end_ms, 320);
+        // Folded after the second day (4 unfolded rows against max(0, 2)), not after the
+        // third (3 against the fold's 3), then after the fourth (4 against 3).
+        assert_eq!(folding.firsts.len(), 1);
+        assert_eq!(folding.folded_rows, 4);
+        assert_eq!(holding.firsts.len(), 4);
+        let want: Vec<(String, i64)> = [("a", 40), ("b", 70), ("c", 150), ("d", 270)]
+            .iter()
+            .map(|(k, t)| (k.to_string(), *t))
+            .collect();
+        assert_eq!(earliest(folding), want);
+        assert_eq!(earliest(holding), want);
+    }
 }
