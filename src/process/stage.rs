@@ -256,16 +256,16 @@ fn earliest_activity(frames: Vec<DataFrame>) -> PolarsResult<LazyFrame> {
     .agg([col("first_activity").min()]))
 }
 
+/// Whether a row's partition (`dt`) is in `range`.
+fn dt_in(range: DateRange) -> Expr {
+    col("dt")
+        .gt_eq(days_lit(range.from))
+        .and(col("dt").lt_eq(days_lit(range.to)))
+}
+
 /// The rows of `installs` whose partition is in `range`.
 fn in_range(installs: DataFrame, range: DateRange) -> PolarsResult<DataFrame> {
-    installs
-        .lazy()
-        .filter(
-            col("dt")
-                .gt_eq(days_lit(range.from))
-                .and(col("dt").lt_eq(days_lit(range.to))),
-        )
-        .collect()
+    installs.lazy().filter(dt_in(range)).collect()
 }
 
 /// One day's share of [`ActivitySeen`].
@@ -510,11 +510,7 @@ async fn write_identities(
         .nodes
         .clone()
         .lazy()
-        .filter(
-            col("dt")
-                .gt_eq(days_lit(range.from))
-                .and(col("dt").lt_eq(days_lit(range.to))),
-        )
+        .filter(dt_in(range))
         .sort(["kind", "id"], SortMultipleOptions::default())
         .collect()
         .map_err(&err)?;
