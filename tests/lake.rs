@@ -15,6 +15,11 @@ fn date(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
 }
 
+/// Days since 1970-01-01: a `NaiveDate` literal would become a datetime in Polars.
+fn day_number(s: &str) -> i32 {
+    (date(s) - NaiveDate::default()).num_days() as i32
+}
+
 fn events_table() -> TableSchema {
     Registry::embedded()
         .unwrap()
@@ -434,10 +439,75 @@ async fn scans_prune_partitions_outside_the_range() {
         .unwrap()
         .collect();
     assert!(bad.is_err());
+    // A filter on `dt` over the whole table skips the other days' files unopened too.
+    let first_two = lake
+        .scan(&table, DateRange::all())
+        .await
+        .unwrap()
+        .filter(col("dt").lt(lit(day_number("2026-01-03")).cast(DataType::Date)))
+        .collect()
+        .unwrap();
+    assert_eq!(first_two.height(), 6);
     // A range with no data is an empty frame of the table's schema.
     let none = read(&lake, &table, DateRange::day(date("2027-01-01"))).await;
     assert_eq!(none.height(), 0);
     assert_eq!(none.schema().as_ref(), &table.polars_schema());
+}
+
+/// The partition date comes back from each file's `dt=` folder in one scan of the table, and
+/// from the manifest where the lake's own root holds an `=` (which Polars would otherwise read
+/// as a Hive column of its own); rows come in partition order either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_row_gets_its_partitions_date_in_partition_order_whatever_the_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("lake");
+    let with_equals = dir.path().join("run=3").join("lake");
+    let table = events_table();
+    let days = ["2026-01-01", "2026-01-02", "2026-01-05"];
+    for lake in [
+        Lake::open(plain.to_str().unwrap()).unwrap(),
+        Lake::open(with_equals.to_str().unwrap()).unwrap(),
+        Lake::open("memory://").unwrap(),
+    ] {
+        for (i, day) in days.into_iter().enumerate() {
+            lake.write_partition(&table, date(day), events(2 + i, i as u64))
+                .await
+                .unwrap();
+        }
+        let all = lake
+            .scan(&table, DateRange::all())
+            .await
+            .unwrap()
+            .collect()
+            .unwrap();
+        assert_eq!(all.schema().as_ref(), &table.polars_schema());
+        let dts: Vec<i32> = all
+            .column("dt")
+            .unwrap()
+            .cast(&DataType::Int32)
+            .unwrap()
+            .i32()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        let tags: Vec<u64> = all
+            .column("user_id")
+            .unwrap()
+            .u64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        let expected_dts: Vec<i32> = days
+            .iter()
+            .enumerate()
+            .flat_map(|(i, d)| std::iter::repeat_n(day_number(d), 2 + i))
+            .collect();
+        let expected_tags: Vec<u64> = (0..days.len() as u64)
+            .flat_map(|i| std::iter::repeat_n(i, 2 + i as usize))
+            .collect();
+        assert_eq!(dts, expected_dts);
+        assert_eq!(tags, expected_tags);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@ use crate::schema::TableSchema;
 pub(crate) const MANIFEST_NAME: &str = "_manifest.json";
 
 /// Manifests read at once when listing a table's partitions with their manifests.
-const MANIFESTS_AT_ONCE: usize = 16;
+pub(super) const MANIFESTS_AT_ONCE: usize = 16;
 
 /// Which files make up a partition's current version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,12 +1,15 @@
 //! Reading: partitions pruned by date through their manifests, then one lazy Parquet scan
-//! per partition with the partition date added back as a column.
+//! over their files, the partition date read back from each file's `dt=` folder.
 
 use std::path::PathBuf;
 
+use chrono::NaiveDate;
+use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use polars::prelude::*;
 
-use super::{Backend, DateRange, Lake, LakeError};
+use super::manifest::MANIFESTS_AT_ONCE;
+use super::{Backend, DateRange, Lake, LakeError, Manifest};
 use crate::schema::TableSchema;
 
 impl Lake {
@@ -19,20 +22,43 @@ impl Lake {
         table: &TableSchema,
         range: DateRange,
     ) -> Result<LazyFrame, LakeError> {
-        let mut parts = Vec::new();
-        for dt in self.partitions(table).await? {
-            if !range.contains(dt) {
-                continue;
-            }
-            let Some(manifest) = self.manifest(table, dt).await? else {
-                continue;
-            };
-            let mut paths = Vec::with_capacity(manifest.files.len());
-            for file in &manifest.files {
-                paths.push(self.local_copy(&file.path).await?);
-            }
-            if !paths.is_empty() {
-                parts.push((dt, paths));
+        let days = self.partitions(table).await?;
+        // Manifests and (on a remote store) files are fetched a few at a time: each is a
+        // round trip on S3, and a scan of the history asks for hundreds.
+        let manifests: Vec<(NaiveDate, Manifest)> = futures::stream::iter(days)
+            .filter(|dt| std::future::ready(range.contains(*dt)))
+            .map(|dt| async move {
+                Ok::<_, LakeError>(self.manifest(table, dt).await?.map(|m| (dt, m)))
+            })
+            .buffered(MANIFESTS_AT_ONCE)
+            .try_filter_map(|found| async move { Ok(found) })
+            .try_collect()
+            .await?;
+        let wanted: Vec<(NaiveDate, u32, String)> = manifests
+            .into_iter()
+            .flat_map(|(dt, m)| {
+                let version = m.schema_version;
+                m.files.into_iter().map(move |f| (dt, version, f.path))
+            })
+            .collect();
+        let files: Vec<(NaiveDate, u32, PathBuf)> = futures::stream::iter(wanted)
+            .map(|(dt, version, rel)| async move {
+                Ok::<_, LakeError>((dt, version, self.local_copy(&rel).await?))
+            })
+            .buffered(MANIFESTS_AT_ONCE)
+            .try_collect()
+            .await?;
+        // Consecutive partitions written with the same schema version share one scan:
+        // a scan node per partition made the plan, and its reading, grow with the history
+        // (2.5 times slower over 180 daily files than one scan of them all).
+        let mut runs: Vec<FileRun> = Vec::new();
+        for (dt, schema_version, path) in files {
+            match runs.last_mut() {
+                Some(run) if run.schema_version == schema_version => run.files.push((dt, path)),
+                _ => runs.push(FileRun {
+                    schema_version,
+                    files: vec![(dt, path)],
+                }),
             }
         }
         let scan_error = |source| LakeError::Scan {
@@ -44,24 +70,19 @@ impl Lake {
             .iter_names()
             .map(|n| col(n.clone()))
             .collect();
-        if parts.is_empty() {
+        if runs.is_empty() {
             return Ok(DataFrame::empty_with_schema(&table.polars_schema()).lazy());
         }
-        let mut frames = Vec::with_capacity(parts.len());
-        for (dt, paths) in parts {
-            let paths: Vec<PlRefPath> = paths
-                .iter()
-                .map(|p| PlRefPath::new(p.to_string_lossy().as_ref()))
-                .collect();
-            let mut lf = LazyFrame::scan_parquet_files(paths.into(), ScanArgsParquet::default())
-                .map_err(scan_error)?;
-            if let Some(part_col) = &table.partition {
-                // A `NaiveDate` literal becomes a datetime in Polars: build the date from
-                // its day number instead.
-                let days = (dt - chrono::NaiveDate::default()).num_days() as i32;
-                lf = lf.with_column(lit(days).cast(DataType::Date).alias(part_col.as_str()));
+        let mut frames = Vec::with_capacity(runs.len());
+        for run in runs {
+            for lf in run.scans(table).map_err(scan_error)? {
+                frames.push(lf.select(columns.clone()));
             }
-            frames.push(lf.select(columns.clone()));
+        }
+        if frames.len() == 1
+            && let Some(lf) = frames.pop()
+        {
+            return Ok(lf);
         }
         concat(frames, UnionArgs::default()).map_err(scan_error)
     }
@@ -117,4 +138,76 @@ impl Lake {
             }
         }
     }
+}
+
+/// The key of a partition's folder name (`dt=YYYY-MM-DD`, see `partition_dir`).
+const PARTITION_FOLDER_KEY: &str = "dt";
+
+/// Files of consecutive partitions written with one schema version, in partition and part
+/// order.
+struct FileRun {
+    schema_version: u32,
+    files: Vec<(NaiveDate, PathBuf)>,
+}
+
+impl FileRun {
+    /// One scan of every file, the partition column parsed from the `dt=` folders (Hive
+    /// style, typed by the table schema). Polars reads every `key=value` folder of a path
+    /// as a Hive column, so where a folder above the table holds an `=` of its own (a lake
+    /// root such as `/data/run=3`), each file gets its own scan with the date as a literal
+    /// instead (as does a table whose partition column were not the folders' `dt`).
+    fn scans(self, table: &TableSchema) -> PolarsResult<Vec<LazyFrame>> {
+        let Some(part_col) = table.partition.as_deref() else {
+            return Ok(vec![LazyFrame::scan_parquet_files(
+                self.paths().into(),
+                ScanArgsParquet::default(),
+            )?]);
+        };
+        let hive_safe = part_col == PARTITION_FOLDER_KEY
+            && self.files.iter().all(|(_, p)| {
+                p.parent()
+                    .and_then(|dir| dir.parent())
+                    .is_some_and(|table_dir| !table_dir.to_string_lossy().contains('='))
+            });
+        if hive_safe {
+            let dtype = table
+                .polars_schema()
+                .get(part_col)
+                .cloned()
+                .unwrap_or(DataType::Date);
+            let mut args = ScanArgsParquet::default();
+            args.hive_options.enabled = Some(true);
+            args.hive_options.try_parse_dates = true;
+            args.hive_options.schema = Some(Arc::new(Schema::from_iter([Field::new(
+                part_col.into(),
+                dtype,
+            )])));
+            return Ok(vec![LazyFrame::scan_parquet_files(
+                self.paths().into(),
+                args,
+            )?]);
+        }
+        let mut frames = Vec::new();
+        for (dt, path) in &self.files {
+            // A `NaiveDate` literal becomes a datetime in Polars: build the date from its
+            // day number instead.
+            let days = (*dt - NaiveDate::default()).num_days() as i32;
+            frames.push(
+                LazyFrame::scan_parquet_files(
+                    vec![ref_path(path)].into(),
+                    ScanArgsParquet::default(),
+                )?
+                .with_column(lit(days).cast(DataType::Date).alias(part_col)),
+            );
+        }
+        Ok(frames)
+    }
+
+    fn paths(&self) -> Vec<PlRefPath> {
+        self.files.iter().map(|(_, p)| ref_path(p)).collect()
+    }
+}
+
+fn ref_path(path: &std::path::Path) -> PlRefPath {
+    PlRefPath::new(path.to_string_lossy().as_ref())
 }
