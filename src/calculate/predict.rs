@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::backtest::materialise;
 use super::roas::{campaign_spend, with_roas};
 use super::{CalculateError, clean_inputs};
-use crate::lake::{DateRange, Lake};
+use crate::lake::{DateRange, Lake, date_lit};
 use crate::model::evaluate::{CHOICE_KEY, ModelChoice};
 use crate::model::predict::{
     CURRENT_KEY, CurrentModels, HorizonSummary, PredictParams, Predictions, campaign_predictions,
@@ -104,10 +104,6 @@ pub async fn run_predict_since(
         "Predicted the new cohorts with the saved models."
     );
     Ok(Some(summarise(lake, predictions, current.artifacts).await?))
-}
-
-fn date_lit(day: NaiveDate) -> Expr {
-    lit((day - NaiveDate::default()).num_days() as i32).cast(DataType::Date)
 }
 
 /// The predictions with their per-campaign summary (pLTV and ROAS).

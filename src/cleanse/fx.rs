@@ -9,6 +9,7 @@ use polars::prelude::*;
 
 use super::reject::reject_where_with;
 use crate::ingest::sheets::cells::epoch_days;
+use crate::lake::date_lit;
 
 /// The currency every rate is quoted against; its rate is 1.0 by definition.
 pub const USD: &str = "USD";
@@ -34,10 +35,6 @@ pub enum FxError {
     },
     #[error("building the FX table: {0}")]
     Polars(#[from] PolarsError),
-}
-
-fn date_lit(day: NaiveDate) -> Expr {
-    lit(epoch_days(day)).cast(DataType::Date)
 }
 
 /// The rows of the latest snapshot (`dt`) of the sheet, one per date and currency: the

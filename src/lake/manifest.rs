@@ -7,7 +7,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectMeta, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
 
-use super::{Lake, LakeError, partition_dir};
+use super::{DateRange, Lake, LakeError, PARTITION_FOLDER_KEY, partition_dir};
 use crate::schema::TableSchema;
 
 pub(crate) const MANIFEST_NAME: &str = "_manifest.json";
@@ -66,14 +66,28 @@ impl Lake {
             .map_err(|source| LakeError::BadManifest { path: rel, source })
     }
 
-    /// The current manifest of every committed partition of `table`, read
-    /// [`MANIFESTS_AT_ONCE`] at a time (each is a round trip on S3).
+    /// The current manifest of every committed partition of `table`.
     pub async fn partition_manifests(
         &self,
         table: &TableSchema,
     ) -> Result<BTreeMap<NaiveDate, Manifest>, LakeError> {
+        Ok(self
+            .manifests_in(table, DateRange::all())
+            .await?
+            .into_iter()
+            .collect())
+    }
+
+    /// The current manifests of `table`'s committed partitions within `range`, by date, read
+    /// [`MANIFESTS_AT_ONCE`] at a time (each is a round trip on S3, and a scan of the history
+    /// asks for hundreds).
+    pub(super) async fn manifests_in(
+        &self,
+        table: &TableSchema,
+        range: DateRange,
+    ) -> Result<Vec<(NaiveDate, Manifest)>, LakeError> {
         let days = self.partitions(table).await?;
-        futures::stream::iter(days)
+        futures::stream::iter(days.into_iter().filter(|dt| range.contains(*dt)))
             .map(|dt| async move {
                 Ok::<_, LakeError>(self.manifest(table, dt).await?.map(|m| (dt, m)))
             })
@@ -141,8 +155,10 @@ impl Lake {
                     .strip_prefix(dir.as_str())?
                     .trim_start_matches('/')
                     .split_once('/')?;
-                let date =
-                    NaiveDate::parse_from_str(folder.strip_prefix("dt=")?, "%Y-%m-%d").ok()?;
+                let day = folder
+                    .strip_prefix(PARTITION_FOLDER_KEY)?
+                    .strip_prefix('=')?;
+                let date = NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()?;
                 (name == MANIFEST_NAME).then_some((date, meta))
             })
             .collect();

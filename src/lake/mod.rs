@@ -23,6 +23,7 @@ use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as StorePath;
+use polars::prelude::{DataType, Expr, lit};
 
 use crate::config::StoreLocation;
 
@@ -287,9 +288,22 @@ pub(crate) fn table_dir(table: &crate::schema::TableSchema) -> String {
     format!("{}/{}", table.layer, table.name)
 }
 
+/// The key of a partition's folder name, `dt=YYYY-MM-DD` (Hive style).
+pub(crate) const PARTITION_FOLDER_KEY: &str = "dt";
+
 /// Folder of one partition: `<layer>/<table>/dt=YYYY-MM-DD`.
 pub(crate) fn partition_dir(table: &crate::schema::TableSchema, dt: NaiveDate) -> String {
-    format!("{}/dt={}", table_dir(table), dt.format("%Y-%m-%d"))
+    format!(
+        "{}/{PARTITION_FOLDER_KEY}={}",
+        table_dir(table),
+        dt.format("%Y-%m-%d")
+    )
+}
+
+/// A Polars `Date` literal: `lit(NaiveDate)` would make a datetime, a day number cast to
+/// `Date` does not.
+pub fn date_lit(day: NaiveDate) -> Expr {
+    lit((day - NaiveDate::default()).num_days() as i32).cast(DataType::Date)
 }
 
 fn cache_root() -> PathBuf {

@@ -9,7 +9,7 @@ use object_store::ObjectStoreExt;
 use polars::prelude::*;
 
 use super::manifest::MANIFESTS_AT_ONCE;
-use super::{Backend, DateRange, Lake, LakeError, Manifest};
+use super::{Backend, DateRange, Lake, LakeError, PARTITION_FOLDER_KEY, date_lit};
 use crate::schema::TableSchema;
 
 impl Lake {
@@ -22,18 +22,7 @@ impl Lake {
         table: &TableSchema,
         range: DateRange,
     ) -> Result<LazyFrame, LakeError> {
-        let days = self.partitions(table).await?;
-        // Manifests and (on a remote store) files are fetched a few at a time: each is a
-        // round trip on S3, and a scan of the history asks for hundreds.
-        let manifests: Vec<(NaiveDate, Manifest)> = futures::stream::iter(days)
-            .filter(|dt| std::future::ready(range.contains(*dt)))
-            .map(|dt| async move {
-                Ok::<_, LakeError>(self.manifest(table, dt).await?.map(|m| (dt, m)))
-            })
-            .buffered(MANIFESTS_AT_ONCE)
-            .try_filter_map(|found| async move { Ok(found) })
-            .try_collect()
-            .await?;
+        let manifests = self.manifests_in(table, range).await?;
         let wanted: Vec<(NaiveDate, u32, String)> = manifests
             .into_iter()
             .flat_map(|(dt, m)| {
@@ -41,6 +30,7 @@ impl Lake {
                 m.files.into_iter().map(move |f| (dt, version, f.path))
             })
             .collect();
+        // Remote files are copied a few at a time too: a round trip each.
         let files: Vec<(NaiveDate, u32, PathBuf)> = futures::stream::iter(wanted)
             .map(|(dt, version, rel)| async move {
                 Ok::<_, LakeError>((dt, version, self.local_copy(&rel).await?))
@@ -140,9 +130,6 @@ impl Lake {
     }
 }
 
-/// The key of a partition's folder name (`dt=YYYY-MM-DD`, see `partition_dir`).
-const PARTITION_FOLDER_KEY: &str = "dt";
-
 /// Files of consecutive partitions written with one schema version, in partition and part
 /// order.
 struct FileRun {
@@ -189,15 +176,12 @@ impl FileRun {
         }
         let mut frames = Vec::new();
         for (dt, path) in &self.files {
-            // A `NaiveDate` literal becomes a datetime in Polars: build the date from its
-            // day number instead.
-            let days = (*dt - NaiveDate::default()).num_days() as i32;
             frames.push(
                 LazyFrame::scan_parquet_files(
                     vec![ref_path(path)].into(),
                     ScanArgsParquet::default(),
                 )?
-                .with_column(lit(days).cast(DataType::Date).alias(part_col)),
+                .with_column(date_lit(*dt).alias(part_col)),
             );
         }
         Ok(frames)

@@ -25,7 +25,7 @@ use crate::cleanse::{
     CleanseError, PlanMode, StageOutput, day_tasks, partition_error, replace_stage_rows, table,
 };
 use crate::config::PipelineConfig;
-use crate::lake::{DateRange, Lake};
+use crate::lake::{DateRange, Lake, date_lit};
 
 pub const STAGE: &str = "process";
 
@@ -34,10 +34,6 @@ fn whole(what: &str) -> impl Fn(PolarsError) -> CleanseError + '_ {
         table: what.to_string(),
         error: e.to_string(),
     }
-}
-
-fn days_lit(d: NaiveDate) -> Expr {
-    lit((d - NaiveDate::default()).num_days() as i32).cast(DataType::Date)
 }
 
 /// Runs the process stage over `range`.
@@ -259,8 +255,8 @@ fn earliest_activity(frames: Vec<DataFrame>) -> PolarsResult<LazyFrame> {
 /// Whether a row's partition (`dt`) is in `range`.
 fn dt_in(range: DateRange) -> Expr {
     col("dt")
-        .gt_eq(days_lit(range.from))
-        .and(col("dt").lt_eq(days_lit(range.to)))
+        .gt_eq(date_lit(range.from))
+        .and(col("dt").lt_eq(date_lit(range.to)))
 }
 
 /// The rows of `installs` whose partition is in `range`.
@@ -344,7 +340,7 @@ impl DayEvents {
             .lazy()
             .group_by([col("event")])
             .agg([len().cast(DataType::UInt64).alias("events")])
-            .with_column(days_lit(dt).alias("dt"))
+            .with_column(date_lit(dt).alias("dt"))
             .collect()
             .map_err(&err)?;
         let rows_in = marked.height() as u64;
@@ -455,7 +451,7 @@ async fn profile_pairs(lake: &Lake) -> Result<Option<(LazyFrame, NaiveDate)>, Cl
     let profiles = lake.scan(t, DateRange::day(day)).await?;
     let pairs = id_pairs(profiles, "clean.profiles", &PROFILE_PAIRS)
         .map_err(&err)?
-        .with_column(days_lit(day).alias("dt"))
+        .with_column(date_lit(day).alias("dt"))
         .select(["dt", "left_kind", "left_id", "right_kind", "right_id"].map(col));
     Ok(Some((pairs, day)))
 }
@@ -888,8 +884,8 @@ fn unmapped_campaigns(
         .lazy()
         .filter(
             col("last_seen")
-                .gt_eq(days_lit(range.from))
-                .and(col("first_seen").lt_eq(days_lit(range.to))),
+                .gt_eq(date_lit(range.from))
+                .and(col("first_seen").lt_eq(date_lit(range.to))),
         )
         .collect()?;
     let names_of = |df: &DataFrame| -> PolarsResult<Vec<(String, String, String)>> {

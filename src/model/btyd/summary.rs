@@ -13,6 +13,7 @@ use polars::prelude::*;
 
 use super::input::{AMOUNT, CUSTOMER, DATE};
 use super::{CustomerHistory, Period};
+use crate::lake::date_lit;
 
 /// The calibration window: every transaction up to and including `end`, times in `period`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -164,11 +165,6 @@ pub fn histories(summaries: &DataFrame) -> PolarsResult<(Vec<CustomerHistory>, V
         Err(_) => vec![None; histories.len()],
     };
     Ok((histories, spends))
-}
-
-/// A date literal. `lit(NaiveDate)` would make a datetime; a day number cast to Date does not.
-fn date_lit(date: NaiveDate) -> Expr {
-    lit(day_number(date)).cast(DataType::Date)
 }
 
 /// Days since 1970-01-01, Polars' Date representation.
