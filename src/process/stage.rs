@@ -12,8 +12,8 @@ use super::campaigns::{campaign_daily, map_campaigns, suggest};
 use super::events::{events_plan, events_plan_eager, first_activity};
 use super::identity::{Identity, resolve_pairs};
 use super::installs::{
-    attach_people, finish_installs, install_advertising_ids, mark_no_activity, mark_p360,
-    mark_pattern_fraud, mark_test_installs, one_row_per_install,
+    attach_people, fill_ids, finish_installs, mark_no_activity, mark_p360, mark_pattern_fraud,
+    mark_test_installs, one_row_per_install,
 };
 use super::new_events::{EventNames, STATE_KEY};
 use super::pairs::history_pairs;
@@ -65,19 +65,18 @@ pub async fn run_process_with(
         profile_pairs(lake).await?,
     )
     .await?;
-    let edges = pairs.edges.clone().lazy();
     // The history's AppsFlyer installs feed identity, the installs and the campaign mapping:
-    // read once (a file per day) rather than scanned by each.
+    // read once rather than scanned by each.
     let af = lake
         .scan(table("clean.af_installs")?, DateRange::all())
         .await?
         .collect()
-        .map_err(whole("clean.af_installs"))?
-        .lazy();
-    let identity = resolve_pairs(pairs.edges, af.clone()).map_err(|e| CleanseError::Table {
-        table: "clean.identities".into(),
-        error: e.to_string(),
-    })?;
+        .map_err(whole("clean.af_installs"))?;
+    let identity =
+        resolve_pairs(pairs.edges, af.clone().lazy()).map_err(|e| CleanseError::Table {
+            table: "clean.identities".into(),
+            error: e.to_string(),
+        })?;
     tracing::info!(
         identifiers = identity.nodes.height(),
         people = identity.people.height(),
@@ -88,14 +87,13 @@ pub async fn run_process_with(
     write_identities(lake, &identity, range, &mut out).await?;
 
     let test_people = test_people(lake, &identity).await?;
-    let installs =
-        installs_before_activity(config, lake, &identity, af.clone(), edges, &test_people).await?;
+    let installs = installs_before_activity(config, lake, &identity, &af, &test_people).await?;
     let persons = persons(&installs, &identity, &test_people)?;
     // Only the range's installs are written; the history's were needed for the persons.
     let installs = in_range(installs, range).map_err(whole("clean.installs"))?;
     // The campaign mapping's share of the installs, taken now so that the history's
     // AppsFlyer rows are not held through the days below.
-    let attribution = attribution_campaigns(af)?;
+    let attribution = attribution_campaigns(af.lazy())?;
     // The no-activity rule looks past the range by its window, where events exist.
     let extra_days = (i64::from(config.fraud.no_activity_hours.get()) + 23) / 24 + 1;
     let read = DateRange::new(range.from, range.to + Duration::days(extra_days));
@@ -535,8 +533,7 @@ async fn installs_before_activity(
     config: &PipelineConfig,
     lake: &Lake,
     identity: &Identity,
-    af: LazyFrame,
-    pairs: LazyFrame,
+    af: &DataFrame,
     test_people: &DataFrame,
 ) -> Result<DataFrame, CleanseError> {
     let err = whole("clean.installs");
@@ -544,13 +541,12 @@ async fn installs_before_activity(
         .scan(table("clean.af_fraud_signals")?, DateRange::all())
         .await?;
     let test_devices = latest(lake, "raw.sheets_test_devices").await?;
-    let lf = one_row_per_install(af);
-    let lf = attach_people(
-        lf,
-        identity.nodes.clone().lazy(),
-        identity.people.clone().lazy(),
-        install_advertising_ids(pairs),
-    );
+    // The identity's install frame is row for row with `af`: set beside it before the
+    // duplicates go.
+    let lf = attach_people(af, &identity.installs)
+        .and_then(|df| one_row_per_install(&df))
+        .map_err(&err)?;
+    let lf = fill_ids(lf.lazy());
     let lf = mark_p360(lf, signals);
     let lf = mark_pattern_fraud(lf, &config.fraud).map_err(&err)?;
     let lf = mark_test_installs(

@@ -34,6 +34,10 @@ pub struct Identity {
     /// `user_key`, `known_advertising_id`, `known_user_id`: the one advertising id and app
     /// user id of each person, where exactly one is known.
     pub people: DataFrame,
+    /// `user_key`, `known_advertising_id`, `known_user_id`, `install_advertising_id`: a row
+    /// per row of the installs [`resolve_pairs`] was given, in their order (see
+    /// `Resolved::installs_frame`), to be set beside them.
+    pub installs: DataFrame,
     /// Connected components of the graph (people, conflicting identifiers each alone).
     pub components: usize,
     /// Identifiers left out by the conflict rule.
@@ -75,11 +79,12 @@ pub fn fold_links(links: LazyFrame) -> LazyFrame {
 
 /// Resolves identities from `edges`, every identifier pair once as [`fold_links`] folds the
 /// columns of `clean.id_links` (the process stage keeps the history's fold between runs, see
-/// `process::pairs`), and `installs` (`appsflyer_id`, `install_time` of every install).
+/// `process::pairs`), and `installs` (`appsflyer_id`, `install_time` of every install; other
+/// columns are not read).
 ///
 /// An identifier is first seen on the earliest day of its pairs and installs (an install's
 /// UTC day). The work is done on the interned graph of [`graph`]; the frames are built once
-/// at the end.
+/// at the end, [`Identity::installs`] row for row with `installs`.
 #[tracing::instrument(level = "debug", skip_all)]
 pub fn resolve_pairs(edges: DataFrame, installs: LazyFrame) -> Result<Identity, IdentityError> {
     let installs = installs
@@ -99,9 +104,13 @@ pub fn resolve_pairs(edges: DataFrame, installs: LazyFrame) -> Result<Identity, 
     let resolved = step("components", || Ok(graph.resolve()))?;
     let nodes = step("node frame", || resolved.nodes_frame())?;
     let people = step("people frame", || resolved.people_frame())?;
+    let installs = step("installs frame", || {
+        resolved.installs_frame(&nodes, &people)
+    })?;
     Ok(Identity {
         nodes,
         people,
+        installs,
         components: resolved.components(),
         conflicts: resolved.conflicts(),
     })
@@ -301,6 +310,60 @@ mod tests {
         assert_eq!(filled, identity.people.height());
     }
 
+    #[test]
+    fn each_install_row_gets_its_person_and_its_own_advertising_id() {
+        let links = links(&[
+            ("appsflyer_id", "ap1", "advertising_id", "ad1"),
+            ("advertising_id", "ad1", "user_id", "us1"),
+            // Two advertising ids on one install's rows: neither is the install's.
+            ("appsflyer_id", "ap2", "advertising_id", "ad2"),
+            ("appsflyer_id", "ap2", "advertising_id", "ad3"),
+            // Only the install's own side counts: here the id is on the right.
+            ("advertising_id", "ad4", "appsflyer_id", "ap4"),
+        ]);
+        let t = 1_762_560_000_000i64;
+        let installs = df!(
+            "appsflyer_id" => [Some("ap1"), Some("ap2"), Some("ap3"), None, Some("ap4"), Some("ap1")],
+            "install_time" => [Some(t), None, None, Some(t), Some(t), Some(t + 1)],
+        )
+        .unwrap()
+        .lazy()
+        .with_column(col("install_time").cast(DataType::Datetime(
+            TimeUnit::Milliseconds,
+            Some(TimeZone::UTC),
+        )))
+        .collect()
+        .unwrap();
+        let identity = resolve(links, installs.lazy()).unwrap();
+        let column = |c: &str| crate::test_support::strs(&identity.installs, c);
+        let some = |v: &str| Some(v.to_string());
+        assert_eq!(
+            column("user_key"),
+            [
+                some("ap1"),
+                // An install without a time still has the person its id's pairs make.
+                some("advertising_id:ad2"),
+                // An id no pair or timed install names is no identifier: no person.
+                None,
+                None,
+                some("ap4"),
+                some("ap1"),
+            ]
+        );
+        assert_eq!(
+            column("known_advertising_id"),
+            [some("ad1"), None, None, None, some("ad4"), some("ad1")]
+        );
+        assert_eq!(
+            column("known_user_id"),
+            [some("us1"), None, None, None, None, some("us1")]
+        );
+        assert_eq!(
+            column("install_advertising_id"),
+            [some("ad1"), None, None, None, None, some("ad1")]
+        );
+    }
+
     /// Folded pairs and installs drawn at random from small pools of identifiers, so that
     /// pairs chain people together, shared ids meet several users, and install times tie.
     fn random_history(seed: u64) -> (DataFrame, DataFrame) {
@@ -377,6 +440,13 @@ mod tests {
             assert!(
                 people.equals_missing(&want_people),
                 "seed {seed}: people\n{people}\n{want_people}"
+            );
+            // Row for row with the installs given, so compared unsorted.
+            assert!(
+                got.installs.equals_missing(&want.installs),
+                "seed {seed}: installs\n{}\n{}",
+                got.installs,
+                want.installs
             );
             assert_eq!(got.components, want.components, "seed {seed}");
             assert_eq!(got.conflicts, want.conflicts, "seed {seed}");

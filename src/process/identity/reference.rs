@@ -22,15 +22,24 @@ pub(super) fn resolve(edges: DataFrame, installs: LazyFrame) -> Identity {
     )
     .collect()
     .unwrap();
+    let edges_for_installs = edges.clone().lazy();
     let pairs = index_edges(edges.lazy(), nodes.clone().lazy())
         .collect()
         .unwrap();
     let (labels, people_found) = components(nodes, &pairs);
-    let nodes = with_user_keys(labels.lazy(), installs.lazy())
+    let nodes = with_user_keys(labels.lazy(), installs.clone().lazy())
         .collect()
         .unwrap();
     let people = known_ids(nodes.clone().lazy()).collect().unwrap();
     let conflicts = conflicts.height() as u64;
+    let installs = install_people(
+        installs.lazy(),
+        nodes.clone().lazy(),
+        people.clone().lazy(),
+        edges_for_installs,
+    )
+    .collect()
+    .unwrap();
     let nodes = nodes
         .lazy()
         .select([
@@ -46,6 +55,7 @@ pub(super) fn resolve(edges: DataFrame, installs: LazyFrame) -> Identity {
     Identity {
         nodes,
         people,
+        installs,
         components: people_found,
         conflicts,
     }
@@ -254,4 +264,60 @@ fn known_ids(nodes: LazyFrame) -> LazyFrame {
             JoinArgs::new(JoinType::Left),
         )
         .sort(["user_key"], SortMultipleOptions::default())
+}
+
+/// Each install row's person and the advertising id its own pairs name, by joins on the
+/// identifier strings (as the installs were attached before the graph did it): `user_key`,
+/// `known_advertising_id`, `known_user_id`, `install_advertising_id`, row for row.
+fn install_people(
+    installs: LazyFrame,
+    nodes: LazyFrame,
+    people: LazyFrame,
+    edges: LazyFrame,
+) -> LazyFrame {
+    let by_install = nodes
+        .filter(col("kind").eq(lit("appsflyer_id")))
+        .select([col("id").alias("_af"), col("user_key")]);
+    let install_adids = edges
+        .filter(
+            col("left_kind")
+                .eq(lit("appsflyer_id"))
+                .and(col("right_kind").eq(lit("advertising_id"))),
+        )
+        .group_by([col("left_id")])
+        .agg([
+            col("right_id").n_unique().alias("_n"),
+            col("right_id").min().alias("install_advertising_id"),
+        ])
+        .filter(col("_n").eq(lit(1)))
+        .select([
+            col("left_id").alias("appsflyer_id"),
+            col("install_advertising_id"),
+        ]);
+    installs
+        .join(by_install, [col("appsflyer_id")], [col("_af")], in_place())
+        .join(people, [col("user_key")], [col("user_key")], in_place())
+        .join(
+            install_adids,
+            [col("appsflyer_id")],
+            [col("appsflyer_id")],
+            in_place(),
+        )
+        .select(
+            [
+                "user_key",
+                "known_advertising_id",
+                "known_user_id",
+                "install_advertising_id",
+            ]
+            .map(col),
+        )
+}
+
+/// A left join that keeps the left rows in their order.
+fn in_place() -> JoinArgs {
+    JoinArgs {
+        maintain_order: MaintainOrderJoin::Left,
+        ..JoinArgs::new(JoinType::Left)
+    }
 }
