@@ -42,7 +42,7 @@ const HOUR_MS: i64 = 3_600_000;
 /// A left join that keeps the events where they are. Every right side here has one row per
 /// key, so no event is repeated, and the day's events stay in `line` order without a sort
 /// of all their columns at the end.
-fn in_place() -> JoinArgs {
+pub(crate) fn in_place() -> JoinArgs {
     JoinArgs {
         maintain_order: MaintainOrderJoin::Left,
         ..JoinArgs::new(JoinType::Left)

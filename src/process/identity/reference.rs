@@ -7,6 +7,7 @@
 use polars::prelude::*;
 
 use super::{Identity, SHARED_KINDS};
+use crate::process::events::in_place;
 
 /// The whole resolution, as `resolve_pairs` defines it.
 pub(super) fn resolve(edges: DataFrame, installs: LazyFrame) -> Identity {
@@ -312,12 +313,4 @@ fn install_people(
             ]
             .map(col),
         )
-}
-
-/// A left join that keeps the left rows in their order.
-fn in_place() -> JoinArgs {
-    JoinArgs {
-        maintain_order: MaintainOrderJoin::Left,
-        ..JoinArgs::new(JoinType::Left)
-    }
 }
