@@ -68,8 +68,10 @@ pub struct SettledFold {
     pub saved_through: Option<NaiveDate>,
 }
 
-/// How a fold is computed: `fold` turns partitions into a fold, `add` extends a fold
-/// through some day with the fold of later partitions (`add(folded, through, fresh)`).
+/// How a fold is computed: `fold` turns partitions into a lazy plan, `add` extends a fold
+/// through some day with that plan over later partitions (`add(folded, through, fresh)`;
+/// with no day there is no fold yet, and `add` makes the first from `fresh` alone). What
+/// `add` returns is the fold that is saved, which may differ in shape from `fold`'s plan.
 pub struct Folding<F, A>
 where
     F: Fn(LazyFrame) -> LazyFrame,
@@ -113,8 +115,12 @@ impl Lake {
             key: key.key.to_string(),
             source,
         };
-        let empty = (folding.fold)(DataFrame::empty_with_schema(&table.polars_schema()).lazy())
+        // The fold of no partitions: what a saved file must look like.
+        let nothing =
+            || (folding.fold)(DataFrame::empty_with_schema(&table.polars_schema()).lazy());
+        let empty = nothing()
             .collect()
+            .and_then(|none| (folding.add)(none, None, nothing()))
             .map_err(failed)?;
         let base = self.saved_fold(key, versions, empty.schema()).await?;
         let reused_through = base.as_ref().map(|(d, _)| *d);

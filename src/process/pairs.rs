@@ -1,29 +1,36 @@
-//! The history's identifier pairs, folded once and kept between runs.
+//! The history's identifier pairs, folded once and kept between runs as an interned graph.
 //!
-//! Identity needs every pair of `clean.id_links` once, with the first day it was seen
-//! ([`fold_links`]). Folding every daily partition again on every run made the night's
-//! process grow with the history: at 180 days, folding 7.1 million link rows took 2.5 to 5 s
-//! of a 5.5 s resolution. So the fold of the *settled* days (all but the last
-//! `recent_days`, which the nightly restatement window rewrites) is saved under
-//! `_state/process/id_pairs/` and reused while those days' `clean.id_links` partitions are
-//! the very versions it was folded from (see [`Lake::settled_fold`] for when it holds).
-//! The recent days are folded afresh and added to it.
+//! Identity needs every pair of `clean.id_links` once ([`fold_links`]). Folding every daily
+//! partition again on every run made the night's process grow with the history: at 180
+//! days, folding 7.1 million link rows took 2.5 to 5 s of a 5.5 s resolution. So the pairs of
+//! the *settled* days (all but the last `recent_days`, which the nightly restatement window
+//! rewrites) are saved under `_state/process/id_pairs/` and reused while those days'
+//! `clean.id_links` partitions are the very versions they were folded from (see
+//! [`Lake::settled_fold`] for when it holds). The recent days are folded afresh.
+//!
+//! They are saved interned ([`intern_pairs`]: a row per identifier and its partners by
+//! number), not as string pairs: a night reads each settled identifier once instead of once
+//! per pair it is in, and needs neither an anti-join of the week's pairs against the
+//! history's nor hashing every settled identifier again (see `identity::graph`).
 
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use super::identity::fold_links;
+use super::identity::{Edges, empty_interned, fold_links, intern_pairs};
 use crate::cleanse::{CleanseError, table};
 use crate::lake::{DateRange, FoldKey, Folding, Lake, unfolded_from};
 
 const STATE_KEY: &str = "process/id_pairs";
+/// Saved with the fold: a fold saved as string pairs (before the graph was kept interned)
+/// has none, so it is folded again rather than misread.
+const FORMAT: &str = "interned graph";
 const LINKS: &str = "clean.id_links";
 
 /// The history's pairs, and how much of them came from the saved fold.
 #[derive(Debug)]
 pub struct HistoryPairs {
-    /// `dt` (first day seen), `left_kind`, `left_id`, `right_kind`, `right_id`: a row per pair.
-    pub edges: DataFrame,
+    /// The settled days' pairs interned, and the recent days' (with `extra`) folded.
+    pub edges: Edges,
     /// The last day of the saved fold that was reused; `None` when all was folded afresh.
     pub reused_through: Option<NaiveDate>,
     /// The last day of the fold this call saved, when it saved one.
@@ -38,90 +45,66 @@ fn whole(e: PolarsError) -> CleanseError {
 }
 
 /// Every pair of `clean.id_links` plus `extra` (pairs in the same columns, such as the latest
-/// profile snapshot's, seen no earlier than `extra_from`), folded; see the module docs.
+/// profile snapshot's); see the module docs.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn history_pairs(
     lake: &Lake,
     recent_days: u32,
-    extra: Option<(LazyFrame, NaiveDate)>,
+    extra: Option<LazyFrame>,
 ) -> Result<HistoryPairs, CleanseError> {
     let t = table(LINKS)?;
     let versions = lake.partition_versions(t).await?;
     let key = FoldKey {
         key: STATE_KEY,
         what: "identifier pairs",
-        params: String::new(),
+        params: FORMAT.into(),
     };
     let folding = Folding {
         fold: fold_links,
-        add: |folded, through, fresh| add_pairs(folded, through, fresh, unfolded_from(through)),
+        add: |interned, through: Option<NaiveDate>, fresh| match through {
+            Some(_) => intern_pairs(interned, fresh),
+            None => intern_pairs(empty_interned()?, fresh),
+        },
     };
     let settled = lake
         .settled_fold(&key, t, &versions, recent_days, &folding)
         .await?;
-    let through = settled.through;
 
-    let from = unfolded_from(through);
     let pair_columns = || ["dt", "left_kind", "left_id", "right_kind", "right_id"].map(col);
     let mut recent = lake
-        .scan(t, DateRange::new(from, NaiveDate::MAX))
+        .scan(
+            t,
+            DateRange::new(unfolded_from(settled.through), NaiveDate::MAX),
+        )
         .await?
         .select(pair_columns());
-    let mut recent_from = from;
-    if let Some((pairs, seen_from)) = extra {
+    if let Some(pairs) = extra {
         recent =
             concat([recent, pairs.select(pair_columns())], UnionArgs::default()).map_err(whole)?;
-        recent_from = recent_from.min(seen_from);
     }
-    let edges =
-        add_pairs(settled.frame, through, fold_links(recent), recent_from).map_err(whole)?;
+    let recent = fold_links(recent).collect().map_err(whole)?;
     tracing::info!(
-        pairs = edges.height(),
+        settled_identifiers = settled.frame.height(),
+        recent_pairs = recent.height(),
         reused_through = ?settled.reused_through,
         saved_through = ?settled.saved_through,
         "Identifier pairs folded."
     );
     Ok(HistoryPairs {
-        edges,
+        edges: Edges {
+            interned: settled.frame,
+            pairs: recent,
+        },
         reused_through: settled.reused_through,
         saved_through: settled.saved_through,
     })
 }
 
-/// The fold of `folded` (pairs up to `through`) and `fresh` (folded pairs, none seen before
-/// `fresh_from`). When every fresh pair is later than every folded one, a pair already
-/// folded keeps its day and only the new pairs are added: no group-by over the history.
-fn add_pairs(
-    folded: DataFrame,
-    through: Option<NaiveDate>,
-    fresh: LazyFrame,
-    fresh_from: NaiveDate,
-) -> PolarsResult<DataFrame> {
-    let keys = || {
-        [
-            col("left_kind"),
-            col("left_id"),
-            col("right_kind"),
-            col("right_id"),
-        ]
-    };
-    if through.is_none_or(|t| t < fresh_from) {
-        let new = fresh.join(
-            folded.clone().lazy(),
-            keys(),
-            keys(),
-            JoinArgs::new(JoinType::Anti),
-        );
-        concat([folded.lazy(), new], UnionArgs::default())?.collect()
-    } else {
-        // Fresh pairs may be older than folded ones: the full fold decides their day.
-        fold_links(concat([folded.lazy(), fresh], UnionArgs::default())?).collect()
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
     use chrono::Duration;
 
     use super::*;
@@ -134,6 +117,10 @@ mod tests {
 
     fn day(n: i64) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + Duration::days(n)
+    }
+
+    fn day_number(d: NaiveDate) -> i32 {
+        (d - NaiveDate::default()).num_days() as i32
     }
 
     /// A day of links: pairs `(device d<i>, user u<i / 2>)` for each `i`, so people hold two
@@ -176,18 +163,69 @@ mod tests {
         lake.write_partition(t, dt, df).await.unwrap();
     }
 
-    /// The whole history folded from scratch, sorted: what every call must return.
-    async fn full_fold(lake: &Lake) -> DataFrame {
+    /// What a set of pairs comes to: each distinct pair, and each identifier's first day.
+    #[derive(Debug, PartialEq)]
+    struct Flat {
+        pairs: BTreeSet<[String; 4]>,
+        first_day: BTreeMap<(String, String), i32>,
+    }
+
+    impl Flat {
+        fn add(&mut self, [lk, li, rk, ri]: [String; 4], day: i32) {
+            for node in [(lk.clone(), li.clone()), (rk.clone(), ri.clone())] {
+                let first = self.first_day.entry(node).or_insert(day);
+                *first = (*first).min(day);
+            }
+            self.pairs.insert([lk, li, rk, ri]);
+        }
+
+        fn add_pairs(&mut self, df: &DataFrame) {
+            let c = |name| crate::test_support::strs(df, name);
+            let (lk, li, rk, ri) = (c("left_kind"), c("left_id"), c("right_kind"), c("right_id"));
+            let days = df.column("dt").unwrap().date().unwrap().physical();
+            for (r, day) in days.iter().enumerate() {
+                let pair = [&lk[r], &li[r], &rk[r], &ri[r]].map(|v| v.clone().unwrap());
+                self.add(pair, day.unwrap());
+            }
+        }
+    }
+
+    /// `edges` as the identity sees them: the interned graph's pairs and the recent ones.
+    fn flat(edges: &Edges) -> Flat {
+        let mut flat = Flat {
+            pairs: BTreeSet::new(),
+            first_day: BTreeMap::new(),
+        };
+        let g = &edges.interned;
+        let (kinds, ids) = (
+            crate::test_support::strs(g, "kind"),
+            crate::test_support::strs(g, "id"),
+        );
+        let days = g.column("first_day").unwrap().date().unwrap().physical();
+        let node = |v: usize| (kinds[v].clone().unwrap(), ids[v].clone().unwrap());
+        let partners = g.column("partners").unwrap().list().unwrap();
+        for (v, (list, day)) in partners.amortized_iter().zip(days.iter()).enumerate() {
+            let (lk, li) = node(v);
+            // An identifier's first day is that of its earliest pair: kept per node.
+            flat.first_day
+                .insert((lk.clone(), li.clone()), day.unwrap());
+            for u in list.unwrap().as_ref().u32().unwrap().into_no_null_iter() {
+                let (rk, ri) = node(u as usize);
+                let new = flat.pairs.insert([lk.clone(), li.clone(), rk, ri]);
+                assert!(new, "an interned pair is kept once");
+            }
+        }
+        flat.add_pairs(&edges.pairs);
+        flat
+    }
+
+    /// The whole history folded from scratch: what every call must come to.
+    async fn full_fold(lake: &Lake) -> Flat {
         let all = lake
             .scan(table(LINKS).unwrap(), DateRange::all())
             .await
             .unwrap();
-        sorted(fold_links(all).collect().unwrap())
-    }
-
-    fn sorted(df: DataFrame) -> DataFrame {
-        df.sort(["left_id", "right_id"], SortMultipleOptions::default())
-            .unwrap()
+        flat(&Edges::from_pairs(fold_links(all).collect().unwrap()).unwrap())
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,7 +241,7 @@ mod tests {
         let first = history_pairs(&lake, 7, None).await.unwrap();
         assert_eq!(first.reused_through, None);
         assert_eq!(first.saved_through, Some(day(12)));
-        assert_eq!(sorted(first.edges), full_fold(&lake).await);
+        assert_eq!(flat(&first.edges), full_fold(&lake).await);
 
         // The next night: a new day, and the restatement window rewritten.
         land(&lake, day(20), &[40, 41, 3]).await;
@@ -214,12 +252,15 @@ mod tests {
             next.saved_through, None,
             "one more settled day is not worth a save"
         );
-        assert_eq!(sorted(next.edges), full_fold(&lake).await);
+        assert_eq!(flat(&next.edges), full_fold(&lake).await);
 
-        // Profile pairs from a snapshot day before the fold's end: the full fold decides.
+        // Profile pairs from a snapshot day before the fold's end: their day is the first
+        // day of identifiers the fold already holds.
         let pair_columns = || ["dt", "left_kind", "left_id", "right_kind", "right_id"].map(col);
-        let profiles = links(day(2), &[43, 44, 0]).lazy().select(pair_columns());
-        let with_profiles = history_pairs(&lake, 7, Some((profiles.clone(), day(2))))
+        let profiles = links(day(2), &[43, 44, 0, 19])
+            .lazy()
+            .select(pair_columns());
+        let with_profiles = history_pairs(&lake, 7, Some(profiles.clone()))
             .await
             .unwrap();
         let expected = {
@@ -228,20 +269,20 @@ mod tests {
                 .await
                 .unwrap();
             let all = all.select(pair_columns());
-            sorted(
-                fold_links(concat([all, profiles], UnionArgs::default()).unwrap())
-                    .collect()
-                    .unwrap(),
-            )
+            let pairs = fold_links(concat([all, profiles], UnionArgs::default()).unwrap());
+            flat(&Edges::from_pairs(pairs.collect().unwrap()).unwrap())
         };
-        assert_eq!(sorted(with_profiles.edges), expected);
+        let got = flat(&with_profiles.edges);
+        assert_eq!(got, expected);
+        let d19 = ("device_id".to_string(), "d19".to_string());
+        assert_eq!(got.first_day[&d19], day_number(day(2)));
 
         // A recompute rewrites a settled day: the fold is not used, and is saved again.
         land(&lake, day(3), &[45, 7]).await;
         let rewritten = history_pairs(&lake, 7, None).await.unwrap();
         assert_eq!(rewritten.reused_through, None);
         assert_eq!(rewritten.saved_through, Some(day(13)));
-        assert_eq!(sorted(rewritten.edges), full_fold(&lake).await);
+        assert_eq!(flat(&rewritten.edges), full_fold(&lake).await);
 
         // Seven more days settle: the fold moves forward from the saved one, whose file goes.
         let before: SavedFold = lake.read_state(STATE_KEY).await.unwrap().unwrap();
@@ -251,7 +292,7 @@ mod tests {
         let week = history_pairs(&lake, 7, None).await.unwrap();
         assert_eq!(week.reused_through, Some(day(13)));
         assert_eq!(week.saved_through, Some(day(20)));
-        assert_eq!(sorted(week.edges), full_fold(&lake).await);
+        assert_eq!(flat(&week.edges), full_fold(&lake).await);
         assert!(lake.read_object(&before.file).await.unwrap().is_none());
 
         // A corrupt state is not trusted, and is replaced by the next save.
@@ -261,15 +302,24 @@ mod tests {
         let corrupt = history_pairs(&lake, 7, None).await.unwrap();
         assert_eq!(corrupt.reused_through, None);
         assert_eq!(corrupt.saved_through, Some(day(20)));
-        assert_eq!(sorted(corrupt.edges), full_fold(&lake).await);
+        assert_eq!(flat(&corrupt.edges), full_fold(&lake).await);
         let saved: Option<SavedFold> = lake.read_state(STATE_KEY).await.unwrap();
         assert!(saved.is_some());
+
+        // A fold saved in another format (string pairs, before the graph was interned) is
+        // not read as a graph.
+        let mut state: serde_json::Value = lake.read_state(STATE_KEY).await.unwrap().unwrap();
+        state["params"] = serde_json::Value::from("");
+        lake.write_state(STATE_KEY, &state).await.unwrap();
+        let other = history_pairs(&lake, 7, None).await.unwrap();
+        assert_eq!(other.reused_through, None);
+        assert_eq!(flat(&other.edges), full_fold(&lake).await);
 
         // The file is lost: everything is folded again, with the same result.
         let state: SavedFold = lake.read_state(STATE_KEY).await.unwrap().unwrap();
         lake.delete_object(&state.file).await.unwrap();
         let lost = history_pairs(&lake, 7, None).await.unwrap();
         assert_eq!(lost.reused_through, None);
-        assert_eq!(sorted(lost.edges), full_fold(&lake).await);
+        assert_eq!(flat(&lost.edges), full_fold(&lake).await);
     }
 }

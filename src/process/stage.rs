@@ -73,10 +73,11 @@ pub async fn run_process_with(
         .collect()
         .map_err(whole("clean.af_installs"))?;
     let identity =
-        resolve_pairs(pairs.edges, af.clone().lazy()).map_err(|e| CleanseError::Table {
+        resolve_pairs(&pairs.edges, af.clone().lazy()).map_err(|e| CleanseError::Table {
             table: "clean.identities".into(),
             error: e.to_string(),
         })?;
+    drop(pairs);
     tracing::info!(
         identifiers = identity.nodes.height(),
         people = identity.people.height(),
@@ -439,8 +440,9 @@ async fn lookups_for(
 }
 
 /// The latest profile snapshot's identifier pairs (`dt`, `left_kind`, `left_id`,
-/// `right_kind`, `right_id`) and its day: identity adds them to the daily links.
-async fn profile_pairs(lake: &Lake) -> Result<Option<(LazyFrame, NaiveDate)>, CleanseError> {
+/// `right_kind`, `right_id`, seen on the snapshot's day): identity adds them to the daily
+/// links.
+async fn profile_pairs(lake: &Lake) -> Result<Option<LazyFrame>, CleanseError> {
     let err = whole("clean.profiles");
     let t = table("clean.profiles")?;
     let Some(day) = lake.partitions(t).await?.into_iter().next_back() else {
@@ -451,7 +453,7 @@ async fn profile_pairs(lake: &Lake) -> Result<Option<(LazyFrame, NaiveDate)>, Cl
         .map_err(&err)?
         .with_column(date_lit(day).alias("dt"))
         .select(["dt", "left_kind", "left_id", "right_kind", "right_id"].map(col));
-    Ok(Some((pairs, day)))
+    Ok(Some(pairs))
 }
 
 fn count_true(df: &DataFrame, column: &str) -> u64 {

@@ -11,6 +11,20 @@
 //!
 //! The graph borrows the identifiers from the frames it was built from (`'a`), so nothing is
 //! copied until the output frames are built.
+//!
+//! The settled days' graph is kept between runs already interned ([`Graph::interned_frame`]:
+//! a row per identifier, its row its node number, with the nodes it is paired with). So a
+//! graph is built in three steps:
+//! 1. the identifiers the later pairs and the installs name are hashed once each, to a
+//!    *slot* ([`Graph::name_pairs`], [`Graph::name_installs`]);
+//! 2. the interned graph's identifiers become the first nodes, and each is looked up among
+//!    the slots ([`Graph::add_interned`]): the history's identifiers are read, not hashed
+//!    into a map of a million;
+//! 3. the named pairs and installs are added by slot ([`Graph::add_named`]): a slot that
+//!    found no interned node becomes a new one. No identifier is hashed twice.
+//!
+//! At 180 days reading the string pairs, their anti-join and interning had taken 2 to 3 s of
+//! the night.
 
 use std::cmp::Ordering;
 use std::iter::once;
@@ -27,14 +41,23 @@ const INSTALL_KIND: &str = "appsflyer_id";
 /// The kind a person's and an install's known advertising id are of.
 const AD_KIND: &str = "advertising_id";
 const MS_PER_DAY: i64 = 86_400_000;
+/// A slot's node before it has one.
+const PENDING: u32 = u32::MAX;
 
 /// Identifiers and their pairs, interned.
 #[derive(Default)]
 pub(super) struct Graph<'a> {
     /// Kind names by kind code (a handful).
     kinds: Vec<&'a str>,
-    /// `(kind code, id)` to node number.
+    /// `(kind code, id)` to slot, for every identifier the named pairs and installs hold.
     index: PlHashMap<(u32, &'a str), u32>,
+    /// Per slot: its identifier and its node ([`PENDING`] until it has one).
+    slots: Vec<Slot<'a>>,
+    /// The pairs named, by slot, with their day: added by [`Graph::add_named`].
+    named_pairs: Vec<(u32, u32, Option<i32>)>,
+    /// Per install row named, in their order: its AppsFlyer id's slot and its install time
+    /// in ms, where the row has an id.
+    named_installs: Vec<Option<(u32, Option<i64>)>>,
     /// Per node: kind code, id, first day seen (days since 1970-01-01) and earliest install
     /// time in ms (AppsFlyer ids with an install only).
     kind: Vec<u32>,
@@ -43,9 +66,19 @@ pub(super) struct Graph<'a> {
     first_install: Vec<Option<i64>>,
     /// Every pair as node numbers.
     pairs: Vec<(u32, u32)>,
-    /// Per row of the installs added, in their order: the node of its AppsFlyer id, where
-    /// the row names an identifier.
+    /// Per install row named, in their order: the node of its AppsFlyer id, where the row
+    /// names an identifier.
     install_node: Vec<Option<u32>>,
+    /// The `kind` and `id` columns of the interned graph added, whose rows are the first
+    /// nodes: the output frames share them rather than copy a million strings.
+    interned_columns: Option<[Column; 2]>,
+}
+
+/// An identifier named by a pair or an install.
+struct Slot<'a> {
+    kind: u32,
+    id: &'a str,
+    node: u32,
 }
 
 /// The graph resolved: per node its component and conflict flag, per component its person.
@@ -105,35 +138,34 @@ impl<'a> Graph<'a> {
         self.kinds.iter().position(|k| *k == name).map(|i| i as u32)
     }
 
-    /// The node of `(kind, id)`, added when new; `day` lowers its first day seen.
-    fn node(&mut self, kind: &'a str, id: &'a str, day: Option<i32>) -> u32 {
-        let code = self.kind_code(kind);
-        let next = self.id.len() as u32;
-        let node = *self.index.entry((code, id)).or_insert(next);
-        if node == next {
-            self.kind.push(code);
-            self.id.push(id);
-            self.first_day.push(day);
-            self.first_install.push(None);
-        } else {
-            let first = &mut self.first_day[node as usize];
-            *first = min_option(*first, day);
+    /// The slot of `(kind, id)`, added when new.
+    fn name(&mut self, kind: &'a str, id: &'a str) -> u32 {
+        let kind = self.kind_code(kind);
+        let next = self.slots.len() as u32;
+        let slot = *self.index.entry((kind, id)).or_insert(next);
+        if slot == next {
+            self.slots.push(Slot {
+                kind,
+                id,
+                node: PENDING,
+            });
         }
-        node
+        slot
     }
 
-    /// Adds the pairs of `edges` (`dt`, `left_kind`, `left_id`, `right_kind`, `right_id`).
+    /// Names the pairs of `edges` (`dt`, `left_kind`, `left_id`, `right_kind`, `right_id`).
     /// A pair missing a kind or an id names no identifier and is skipped.
-    pub(super) fn add_pairs(&mut self, edges: &'a DataFrame) -> PolarsResult<()> {
+    pub(super) fn name_pairs(&mut self, edges: &'a DataFrame) -> PolarsResult<()> {
         let dt = edges.column("dt")?.date()?.physical();
         let left_kind = edges.column("left_kind")?.str()?;
         let left_id = edges.column("left_id")?.str()?;
         let right_kind = edges.column("right_kind")?.str()?;
         let right_id = edges.column("right_id")?.str()?;
-        self.pairs.reserve(edges.height());
+        self.named_pairs.reserve(edges.height());
         // About one new identifier per pair (a person's pairs chain their ids): room for them
-        // up front, so the index is not rehashed a score of times as it grows to a million.
-        self.reserve_nodes(edges.height());
+        // up front, so the index is not rehashed a score of times as it grows.
+        self.index.reserve(edges.height());
+        self.slots.reserve(edges.height());
         let rows = dt
             .iter()
             .zip(left_kind.iter().zip(left_id.iter()))
@@ -142,55 +174,204 @@ impl<'a> Graph<'a> {
             let (Some(lk), Some(li), Some(rk), Some(ri)) = (lk, li, rk, ri) else {
                 continue;
             };
-            let a = self.node(lk, li, day);
-            let b = self.node(rk, ri, day);
-            self.pairs.push((a, b));
+            let a = self.name(lk, li);
+            let b = self.name(rk, ri);
+            self.named_pairs.push((a, b, day));
         }
         Ok(())
     }
 
+    /// Names the installs (`appsflyer_id`, `install_time` in ms), row by row.
+    pub(super) fn name_installs(&mut self, installs: &'a DataFrame) -> PolarsResult<()> {
+        let ids = installs.column("appsflyer_id")?.str()?;
+        let times = installs.column("install_time")?.datetime()?.physical();
+        self.named_installs.reserve(installs.height());
+        for (id, ms) in ids.iter().zip(times.iter()) {
+            let named = id.map(|id| (self.name(INSTALL_KIND, id), ms));
+            self.named_installs.push(named);
+        }
+        Ok(())
+    }
+
+    /// Adds an interned graph ([`Graph::interned_frame`]'s columns) as the first nodes, each
+    /// numbered by its row, with its pairs; a slot naming one of its identifiers gets that
+    /// node. Comes after the naming, before [`Graph::add_named`].
+    pub(super) fn add_interned(&mut self, interned: &'a DataFrame) -> PolarsResult<()> {
+        polars_ensure!(
+            self.id.is_empty(),
+            InvalidOperation: "an interned graph must be added before any other node"
+        );
+        let (kind_column, id_column) = (interned.column("kind")?, interned.column("id")?);
+        let kinds = kind_column.str()?;
+        let ids = id_column.str()?;
+        let first_days = interned.column("first_day")?.date()?.physical();
+        self.reserve_nodes(interned.height() + self.slots.len());
+        let named = !self.index.is_empty();
+        let rows = kinds.iter().zip(ids.iter()).zip(first_days.iter());
+        for (v, ((kind, id), day)) in rows.enumerate() {
+            let (Some(kind), Some(id)) = (kind, id) else {
+                polars_bail!(ComputeError: "interned identifier {v} has no kind or id");
+            };
+            let code = self.kind_code(kind);
+            if named && let Some(&slot) = self.index.get(&(code, id)) {
+                self.slots[slot as usize].node = v as u32;
+            }
+            self.push_node(code, id, day);
+        }
+        self.interned_columns = Some([kind_column.clone(), id_column.clone()]);
+        self.add_interned_pairs(interned.column("partners")?.list()?)
+    }
+
+    /// `kind` and `id` of every node, in node order: the interned graph's columns (shared,
+    /// not copied) followed by the nodes added since.
+    fn node_columns(&self) -> PolarsResult<[Column; 2]> {
+        let from = self.interned_columns.as_ref().map_or(0, |[k, _]| k.len());
+        let kind: Vec<&str> = self.kind[from..]
+            .iter()
+            .map(|k| self.kinds[*k as usize])
+            .collect();
+        let added = [
+            Column::new("kind".into(), kind),
+            Column::new("id".into(), &self.id[from..]),
+        ];
+        let Some(interned) = &self.interned_columns else {
+            return Ok(added);
+        };
+        let mut columns = interned.clone();
+        for (column, added) in columns.iter_mut().zip(&added) {
+            column.rename(added.name().clone());
+            column.append(added)?;
+        }
+        Ok(columns)
+    }
+
+    /// The pairs of an interned graph: row `v`'s partners `u` are pairs `(v, u)`.
+    fn add_interned_pairs(&mut self, partners: &ListChunked) -> PolarsResult<()> {
+        let nodes = self.id.len();
+        let partners = partners.rechunk();
+        let values = partners.get_inner();
+        let values = values.u32()?.rechunk();
+        polars_ensure!(
+            values.null_count() == 0,
+            ComputeError: "an interned graph's partners hold nulls"
+        );
+        let values = values.cont_slice()?;
+        self.pairs.reserve(values.len() + self.named_pairs.len());
+        let mut v = 0usize;
+        for list in partners.downcast_iter() {
+            for w in list.offsets().as_slice().windows(2) {
+                let (start, end) = (w[0] as usize, w[1] as usize);
+                let Some(partners) = values.get(start..end) else {
+                    polars_bail!(ComputeError: "an interned graph's partners are out of bounds at row {v}");
+                };
+                for &u in partners {
+                    polars_ensure!(
+                        (u as usize) < nodes,
+                        ComputeError: "interned identifier {v} is paired with {u}, past the last node"
+                    );
+                    self.pairs.push((v as u32, u));
+                }
+                v += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The node of `slot`, added when it has none; `day` lowers its first day seen.
+    fn slot_node(&mut self, slot: u32, day: Option<i32>) -> u32 {
+        let s = &self.slots[slot as usize];
+        if s.node == PENDING {
+            let (kind, id) = (s.kind, s.id);
+            let node = self.id.len() as u32;
+            self.slots[slot as usize].node = node;
+            self.push_node(kind, id, day);
+            node
+        } else {
+            let first = &mut self.first_day[s.node as usize];
+            *first = min_option(*first, day);
+            s.node
+        }
+    }
+
+    fn push_node(&mut self, code: u32, id: &'a str, day: Option<i32>) {
+        self.kind.push(code);
+        self.id.push(id);
+        self.first_day.push(day);
+        self.first_install.push(None);
+    }
+
     fn reserve_nodes(&mut self, n: usize) {
-        self.index.reserve(n);
         self.kind.reserve(n);
         self.id.reserve(n);
         self.first_day.reserve(n);
         self.first_install.reserve(n);
     }
 
-    /// Adds the installs (`appsflyer_id`, `install_time` in ms): each id is a node first seen
-    /// on its install's UTC day, and its earliest install time makes it a key candidate.
-    /// An install without an id or a time names no candidate; one without a time still gets
-    /// the node of its id when pairs or other installs made one. Every row's node is kept,
-    /// in row order, for [`Resolved::installs_frame`].
-    pub(super) fn add_installs(&mut self, installs: &'a DataFrame) -> PolarsResult<()> {
-        let ids = installs.column("appsflyer_id")?.str()?;
-        let times = installs.column("install_time")?.datetime()?.physical();
-        self.install_node.reserve(installs.height());
-        let mut untimed = Vec::new();
-        for (row, (id, ms)) in ids.iter().zip(times.iter()).enumerate() {
-            let node = match (id, ms) {
-                (Some(id), Some(ms)) => {
+    /// Adds the named pairs, then the named installs: each install's id is a node first
+    /// seen on its install's UTC day, and its earliest install time makes it a key
+    /// candidate. An install without a time names no candidate, but still gets the node of
+    /// its id when pairs or other installs made one. Every install row's node is kept, in
+    /// row order, for [`Resolved::installs_frame`].
+    pub(super) fn add_named(&mut self) {
+        for (a, b, day) in std::mem::take(&mut self.named_pairs) {
+            let a = self.slot_node(a, day);
+            let b = self.slot_node(b, day);
+            self.pairs.push((a, b));
+        }
+        let installs = std::mem::take(&mut self.named_installs);
+        self.install_node.reserve(installs.len());
+        for named in &installs {
+            let node = match *named {
+                Some((slot, Some(ms))) => {
                     let day = ms.div_euclid(MS_PER_DAY) as i32;
-                    let node = self.node(INSTALL_KIND, id, Some(day));
+                    let node = self.slot_node(slot, Some(day));
                     let first = &mut self.first_install[node as usize];
                     *first = min_option(*first, Some(ms));
                     Some(node)
                 }
-                (Some(id), None) => {
-                    untimed.push((row, id));
-                    None
-                }
-                (None, _) => None,
+                Some((_, None)) | None => None,
             };
             self.install_node.push(node);
         }
         // Looked up once every timed row is in, so a later row's id is found too.
-        if let Some(code) = self.code_of(INSTALL_KIND) {
-            for (row, id) in untimed {
-                self.install_node[row] = self.index.get(&(code, id)).copied();
+        for (row, named) in installs.iter().enumerate() {
+            if let Some((slot, None)) = *named {
+                let node = self.slots[slot as usize].node;
+                self.install_node[row] = (node != PENDING).then_some(node);
             }
         }
-        Ok(())
+    }
+
+    /// The graph as it is kept between runs: `kind`, `id`, `first_day`, `partners` (the nodes
+    /// it is the left of a pair with, each once, ascending): a row per node, in node order.
+    /// Pairs added twice are kept once. Built from pairs alone (no installs named), so the
+    /// first day is that of the node's earliest pair.
+    pub(super) fn interned_frame(&self) -> PolarsResult<DataFrame> {
+        let mut pairs = self.pairs.clone();
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut partners = ListPrimitiveChunkedBuilder::<UInt32Type>::new(
+            "partners".into(),
+            self.id.len(),
+            pairs.len(),
+            DataType::UInt32,
+        );
+        let mut rest = pairs.as_slice();
+        let mut rights: Vec<u32> = Vec::new();
+        for v in 0..self.id.len() as u32 {
+            let n = rest.iter().take_while(|(a, _)| *a == v).count();
+            rights.clear();
+            rights.extend(rest[..n].iter().map(|(_, b)| *b));
+            partners.append_slice(&rights);
+            rest = &rest[n..];
+        }
+        let [kind, id] = self.node_columns()?;
+        DataFrame::new_infer_height(vec![
+            kind,
+            id,
+            Column::new("first_day".into(), &self.first_day).cast(&DataType::Date)?,
+            partners.finish().into_column(),
+        ])
     }
 
     /// Per node, the distinct advertising ids paired with it where it is an AppsFlyer id on
@@ -290,6 +471,7 @@ impl<'a> Graph<'a> {
     pub(super) fn resolve(mut self) -> Resolved<'a> {
         // Nothing looks identifiers up any more: free the map before the output is built.
         self.index = PlHashMap::default();
+        self.slots = Vec::new();
         let conflict = self.conflicts();
         let (component, count) = self.components(&conflict);
         let install_advertising_id = self.install_advertising_ids();
@@ -357,23 +539,25 @@ impl Resolved<'_> {
         self.conflict.iter().filter(|c| **c).count() as u64
     }
 
-    /// `dt`, `kind`, `id`, `user_key`, `conflict`: a row per identifier, in the order the
-    /// identifiers were interned (that of the pairs, which is not stable between runs). Not
-    /// sorted: sorting a million identifiers by string took longer than building the frame,
-    /// and only the few rows written as `clean.identities` need an order.
-    pub(super) fn nodes_frame(&self) -> PolarsResult<DataFrame> {
+    /// `dt`, `kind`, `id`, `user_key`, `conflict`: a row per identifier, in node order (that
+    /// of the interned graph and the pairs, which is not stable between runs). Not sorted:
+    /// sorting a million identifiers by string took longer than building the frame, and only
+    /// the few rows written as `clean.identities` need an order. `people` is this
+    /// resolution's [`Resolved::people_frame`]: the keys are taken from it, and kinds and ids
+    /// from the interned graph's columns, so few strings are copied.
+    pub(super) fn nodes_frame(&self, people: &DataFrame) -> PolarsResult<DataFrame> {
         let g = &self.graph;
-        let kind: Vec<&str> = g.kind.iter().map(|k| g.kinds[*k as usize]).collect();
-        let key: Vec<&str> = self
-            .component
-            .iter()
-            .map(|c| self.people[*c as usize].key.as_str())
-            .collect();
+        let [kind, id] = g.node_columns()?;
+        let person = IdxCa::from_vec(
+            "person".into(),
+            self.component.iter().map(|c| *c as IdxSize).collect(),
+        );
+        let key = people.column("user_key")?.take(&person)?;
         DataFrame::new_infer_height(vec![
             Column::new("dt".into(), &g.first_day).cast(&DataType::Date)?,
-            Column::new("kind".into(), kind),
-            Column::new("id".into(), &g.id),
-            Column::new("user_key".into(), key),
+            kind,
+            id,
+            key,
             Column::new("conflict".into(), &self.conflict),
         ])
     }

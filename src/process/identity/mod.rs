@@ -77,16 +77,55 @@ pub fn fold_links(links: LazyFrame) -> LazyFrame {
         ])
 }
 
-/// Resolves identities from `edges`, every identifier pair once as [`fold_links`] folds the
-/// columns of `clean.id_links` (the process stage keeps the history's fold between runs, see
-/// `process::pairs`), and `installs` (`appsflyer_id`, `install_time` of every install; other
-/// columns are not read).
+/// The identifier pairs identity resolves: an interned graph (the process stage keeps the
+/// settled days' between runs, see `process::pairs`) and pairs as [`fold_links`] folds them.
+#[derive(Debug, Clone)]
+pub struct Edges {
+    /// `kind`, `id`, `first_day`, `partners`: a row per identifier, whose number is its row,
+    /// with the first day of its pairs and the identifiers it is the left of a pair with
+    /// ([`intern_pairs`]).
+    pub interned: DataFrame,
+    /// `dt`, `left_kind`, `left_id`, `right_kind`, `right_id`: further pairs, which may
+    /// repeat some of `interned` (a pair counts once however often it is given).
+    pub pairs: DataFrame,
+}
+
+impl Edges {
+    /// Pairs alone, nothing interned yet.
+    pub fn from_pairs(pairs: DataFrame) -> PolarsResult<Self> {
+        Ok(Self {
+            interned: empty_interned()?,
+            pairs,
+        })
+    }
+}
+
+/// The interned graph of no pairs.
+pub fn empty_interned() -> PolarsResult<DataFrame> {
+    Graph::default().interned_frame()
+}
+
+/// `interned` (an interned graph, see [`Edges::interned`]) with the pairs of `pairs` (as
+/// [`fold_links`] folds them) added: the identifiers already there keep their numbers and
+/// first days seen (lowered by the new pairs' days), new ones are numbered after them.
+pub fn intern_pairs(interned: DataFrame, pairs: LazyFrame) -> PolarsResult<DataFrame> {
+    let pairs = pairs.collect()?;
+    let mut graph = Graph::default();
+    graph.name_pairs(&pairs)?;
+    graph.add_interned(&interned)?;
+    graph.add_named();
+    graph.interned_frame()
+}
+
+/// Resolves identities from `edges` (every identifier pair of `clean.id_links` and the
+/// profiles, see [`Edges`]) and `installs` (`appsflyer_id`, `install_time` of every install;
+/// other columns are not read).
 ///
 /// An identifier is first seen on the earliest day of its pairs and installs (an install's
 /// UTC day). The work is done on the interned graph of [`graph`]; the frames are built once
 /// at the end, [`Identity::installs`] row for row with `installs`.
 #[tracing::instrument(level = "debug", skip_all)]
-pub fn resolve_pairs(edges: DataFrame, installs: LazyFrame) -> Result<Identity, IdentityError> {
+pub fn resolve_pairs(edges: &Edges, installs: LazyFrame) -> Result<Identity, IdentityError> {
     let installs = installs
         .select([
             col("appsflyer_id"),
@@ -97,13 +136,18 @@ pub fn resolve_pairs(edges: DataFrame, installs: LazyFrame) -> Result<Identity, 
         ])
         .collect()?;
     let mut graph = Graph::default();
-    step("intern", || {
-        graph.add_pairs(&edges)?;
-        graph.add_installs(&installs)
+    step("name", || {
+        graph.name_pairs(&edges.pairs)?;
+        graph.name_installs(&installs)
+    })?;
+    step("interned", || graph.add_interned(&edges.interned))?;
+    step("add", || {
+        graph.add_named();
+        Ok(())
     })?;
     let resolved = step("components", || Ok(graph.resolve()))?;
-    let nodes = step("node frame", || resolved.nodes_frame())?;
     let people = step("people frame", || resolved.people_frame())?;
+    let nodes = step("node frame", || resolved.nodes_frame(&people))?;
     let installs = step("installs frame", || {
         resolved.installs_frame(&nodes, &people)
     })?;
@@ -173,9 +217,9 @@ mod tests {
         .lazy()
     }
 
-    /// Identity straight from daily links, as the stage gets it through the saved fold.
+    /// Identity straight from daily links, nothing interned.
     fn resolve(links: LazyFrame, installs: LazyFrame) -> Result<Identity, IdentityError> {
-        resolve_pairs(fold_links(links).collect()?, installs)
+        resolve_pairs(&Edges::from_pairs(fold_links(links).collect()?)?, installs)
     }
 
     fn key_of(identity: &Identity, kind: &str, id: &str) -> String {
@@ -364,6 +408,37 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_damaged_interned_graph_is_an_error_naming_the_row() {
+        let interned = intern_pairs(
+            empty_interned().unwrap(),
+            links(&[("device_id", "d1", "user_id", "u1")]),
+        )
+        .unwrap();
+        assert_eq!(interned.height(), 2);
+        // Row 0 paired with a node that is not there.
+        let partners = Series::new(
+            "partners".into(),
+            [
+                Series::new("".into(), [7u32]),
+                Series::new("".into(), Vec::<u32>::new()),
+            ],
+        );
+        let mut damaged = interned.clone();
+        damaged.with_column(partners.into()).unwrap();
+        let given = Edges {
+            interned: damaged,
+            pairs: fold_links(links(&[])).collect().unwrap(),
+        };
+        let error = resolve_pairs(&given, installs(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("interned identifier 0 is paired with 7"),
+            "{error}"
+        );
+    }
+
     /// Folded pairs and installs drawn at random from small pools of identifiers, so that
     /// pairs chain people together, shared ids meet several users, and install times tie.
     fn random_history(seed: u64) -> (DataFrame, DataFrame) {
@@ -419,40 +494,80 @@ mod tests {
         let mut conflicts_seen = 0;
         for seed in 0..60 {
             let (edges, installs) = random_history(seed);
-            let got = resolve_pairs(edges.clone(), installs.clone().lazy()).unwrap();
-            let want = reference::resolve(edges, installs.lazy());
-            let sorted = |df: &DataFrame, by: &[&str]| {
-                df.sort(by.to_vec(), SortMultipleOptions::default())
-                    .unwrap()
-            };
-            let (nodes, want_nodes) = (
-                sorted(&got.nodes, &["kind", "id"]),
-                sorted(&want.nodes, &["kind", "id"]),
-            );
-            assert!(
-                nodes.equals_missing(&want_nodes),
-                "seed {seed}: nodes\n{nodes}\n{want_nodes}"
-            );
-            let (people, want_people) = (
-                sorted(&got.people, &["user_key"]),
-                sorted(&want.people, &["user_key"]),
-            );
-            assert!(
-                people.equals_missing(&want_people),
-                "seed {seed}: people\n{people}\n{want_people}"
-            );
-            // Row for row with the installs given, so compared unsorted.
-            assert!(
-                got.installs.equals_missing(&want.installs),
-                "seed {seed}: installs\n{}\n{}",
-                got.installs,
-                want.installs
-            );
-            assert_eq!(got.components, want.components, "seed {seed}");
-            assert_eq!(got.conflicts, want.conflicts, "seed {seed}");
-            conflicts_seen += got.conflicts;
+            let want = reference::resolve(edges.clone(), installs.clone().lazy());
+            // Once with every pair given as pairs, once with most of them interned first.
+            for (how, given) in [
+                ("pairs", Edges::from_pairs(edges.clone()).unwrap()),
+                ("interned", partly_interned(&edges, seed)),
+            ] {
+                let got = resolve_pairs(&given, installs.clone().lazy()).unwrap();
+                conflicts_seen += got.conflicts;
+                assert_same(&got, &want, &format!("seed {seed} ({how})"));
+            }
         }
         // The draws must exercise the conflict rule, or the comparison proves less.
-        assert!(conflicts_seen > 10, "{conflicts_seen}");
+        assert!(conflicts_seen > 20, "{conflicts_seen}");
+    }
+
+    /// `pairs` split as a night finds them: the older ones interned in two steps (a saved
+    /// graph moved forward), the later ones as pairs, with some of the older ones again (a
+    /// pair seen again, a profile snapshot's pair dated back).
+    fn partly_interned(pairs: &DataFrame, seed: u64) -> Edges {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x5eed);
+        let (first, second) = (
+            20_400 + rng.random_range(0..15),
+            20_415 + rng.random_range(0..15),
+        );
+        let days = |from: i32, to: i32| {
+            let day = col("dt").cast(DataType::Int32);
+            pairs
+                .clone()
+                .lazy()
+                .filter(day.clone().gt_eq(lit(from)).and(day.lt(lit(to))))
+        };
+        let interned = intern_pairs(empty_interned().unwrap(), days(0, first)).unwrap();
+        let interned = intern_pairs(interned, days(first, second)).unwrap();
+        let again: Vec<bool> = (0..pairs.height()).map(|_| rng.random_bool(0.2)).collect();
+        let again = pairs
+            .filter(&BooleanChunked::new("again".into(), again))
+            .unwrap();
+        let later = concat([days(second, i32::MAX), again.lazy()], UnionArgs::default()).unwrap();
+        Edges {
+            interned,
+            pairs: fold_links(later).collect().unwrap(),
+        }
+    }
+
+    fn assert_same(got: &Identity, want: &Identity, what: &str) {
+        let sorted = |df: &DataFrame, by: &[&str]| {
+            df.sort(by.to_vec(), SortMultipleOptions::default())
+                .unwrap()
+        };
+        let (nodes, want_nodes) = (
+            sorted(&got.nodes, &["kind", "id"]),
+            sorted(&want.nodes, &["kind", "id"]),
+        );
+        assert!(
+            nodes.equals_missing(&want_nodes),
+            "{what}: nodes\n{nodes}\n{want_nodes}"
+        );
+        let (people, want_people) = (
+            sorted(&got.people, &["user_key"]),
+            sorted(&want.people, &["user_key"]),
+        );
+        assert!(
+            people.equals_missing(&want_people),
+            "{what}: people\n{people}\n{want_people}"
+        );
+        // Row for row with the installs given, so compared unsorted.
+        assert!(
+            got.installs.equals_missing(&want.installs),
+            "{what}: installs\n{}\n{}",
+            got.installs,
+            want.installs
+        );
+        assert_eq!(got.components, want.components, "{what}");
+        assert_eq!(got.conflicts, want.conflicts, "{what}");
     }
 }
