@@ -69,13 +69,13 @@ pub struct SettledFold {
 }
 
 /// How a fold is computed: `fold` turns partitions into a lazy plan, `add` extends a fold
-/// through some day with that plan over later partitions (`add(folded, through, fresh)`;
-/// with no day there is no fold yet, and `add` makes the first from `fresh` alone). What
-/// `add` returns is the fold that is saved, which may differ in shape from `fold`'s plan.
+/// with that plan over later partitions (`add(Some(folded), fresh)`), or makes the first
+/// from `fresh` alone (`add(None, fresh)`). What `add` returns is the fold that is saved,
+/// which may differ in shape from `fold`'s plan.
 pub struct Folding<F, A>
 where
     F: Fn(LazyFrame) -> LazyFrame,
-    A: Fn(DataFrame, Option<NaiveDate>, LazyFrame) -> PolarsResult<DataFrame>,
+    A: Fn(Option<DataFrame>, LazyFrame) -> PolarsResult<DataFrame>,
 {
     pub fold: F,
     pub add: A,
@@ -109,36 +109,33 @@ impl Lake {
     ) -> Result<SettledFold, LakeError>
     where
         F: Fn(LazyFrame) -> LazyFrame,
-        A: Fn(DataFrame, Option<NaiveDate>, LazyFrame) -> PolarsResult<DataFrame>,
+        A: Fn(Option<DataFrame>, LazyFrame) -> PolarsResult<DataFrame>,
     {
         let failed = |source| LakeError::Fold {
             key: key.key.to_string(),
             source,
         };
         // The fold of no partitions: what a saved file must look like.
-        let nothing =
-            || (folding.fold)(DataFrame::empty_with_schema(&table.polars_schema()).lazy());
-        let empty = nothing()
-            .collect()
-            .and_then(|none| (folding.add)(none, None, nothing()))
-            .map_err(failed)?;
+        let nothing = (folding.fold)(DataFrame::empty_with_schema(&table.polars_schema()).lazy());
+        let empty = (folding.add)(None, nothing).map_err(failed)?;
         let base = self.saved_fold(key, versions, empty.schema()).await?;
         let reused_through = base.as_ref().map(|(d, _)| *d);
         let (mut through, mut frame) = match base {
-            Some((d, df)) => (Some(d), df),
-            None => (None, empty),
+            Some((d, df)) => (Some(d), Some(df)),
+            None => (None, None),
         };
         let mut saved_through = None;
         if let Some(settled) = fold_due(versions, recent_days, through) {
             let from = unfolded_from(through);
             let fresh = (folding.fold)(self.scan(table, DateRange::new(from, settled)).await?);
-            frame = (folding.add)(frame, through, fresh).map_err(failed)?;
-            self.save_fold(key, &mut frame, settled, versions).await?;
+            let mut folded = (folding.add)(frame, fresh).map_err(failed)?;
+            self.save_fold(key, &mut folded, settled, versions).await?;
+            frame = Some(folded);
             through = Some(settled);
             saved_through = Some(settled);
         }
         Ok(SettledFold {
-            frame,
+            frame: frame.unwrap_or(empty),
             through,
             reused_through,
             saved_through,

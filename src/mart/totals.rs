@@ -37,9 +37,9 @@ pub async fn history_user_totals(
     };
     let folding = Folding {
         fold: |daily| user_totals(daily, ladder),
-        add: |folded: DataFrame, through: Option<NaiveDate>, fresh: LazyFrame| match through {
+        add: |folded: Option<DataFrame>, fresh: LazyFrame| match folded {
             None => fresh.collect(),
-            Some(_) => add_user_totals(folded.lazy(), fresh, ladder)?.collect(),
+            Some(folded) => add_user_totals(folded.lazy(), fresh, ladder)?.collect(),
         },
     };
     let settled = lake

@@ -16,7 +16,7 @@
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use super::identity::{Edges, empty_interned, fold_links, intern_pairs};
+use super::identity::{Edges, fold_links, intern_pairs};
 use crate::cleanse::{CleanseError, table};
 use crate::lake::{DateRange, FoldKey, Folding, Lake, unfolded_from};
 
@@ -61,10 +61,7 @@ pub async fn history_pairs(
     };
     let folding = Folding {
         fold: fold_links,
-        add: |interned, through: Option<NaiveDate>, fresh| match through {
-            Some(_) => intern_pairs(interned, fresh),
-            None => intern_pairs(empty_interned()?, fresh),
-        },
+        add: |interned: Option<DataFrame>, fresh| intern_pairs(interned.as_ref(), fresh),
     };
     let settled = lake
         .settled_fold(&key, t, &versions, recent_days, &folding)

@@ -94,25 +94,23 @@ impl Edges {
     /// Pairs alone, nothing interned yet.
     pub fn from_pairs(pairs: DataFrame) -> PolarsResult<Self> {
         Ok(Self {
-            interned: empty_interned()?,
+            interned: Graph::default().interned_frame()?,
             pairs,
         })
     }
 }
 
-/// The interned graph of no pairs.
-pub fn empty_interned() -> PolarsResult<DataFrame> {
-    Graph::default().interned_frame()
-}
-
-/// `interned` (an interned graph, see [`Edges::interned`]) with the pairs of `pairs` (as
-/// [`fold_links`] folds them) added: the identifiers already there keep their numbers and
-/// first days seen (lowered by the new pairs' days), new ones are numbered after them.
-pub fn intern_pairs(interned: DataFrame, pairs: LazyFrame) -> PolarsResult<DataFrame> {
+/// `interned` (an interned graph, see [`Edges::interned`]; none to start one) with the pairs
+/// of `pairs` (as [`fold_links`] folds them) added: the identifiers already there keep their
+/// numbers and first days seen (lowered by the new pairs' days), new ones are numbered after
+/// them.
+pub fn intern_pairs(interned: Option<&DataFrame>, pairs: LazyFrame) -> PolarsResult<DataFrame> {
     let pairs = pairs.collect()?;
     let mut graph = Graph::default();
     graph.name_pairs(&pairs)?;
-    graph.add_interned(&interned)?;
+    if let Some(interned) = interned {
+        graph.add_interned(interned)?;
+    }
     graph.add_named();
     graph.interned_frame()
 }
@@ -410,11 +408,7 @@ mod tests {
 
     #[test]
     fn a_damaged_interned_graph_is_an_error_naming_the_row() {
-        let interned = intern_pairs(
-            empty_interned().unwrap(),
-            links(&[("device_id", "d1", "user_id", "u1")]),
-        )
-        .unwrap();
+        let interned = intern_pairs(None, links(&[("device_id", "d1", "user_id", "u1")])).unwrap();
         assert_eq!(interned.height(), 2);
         // Row 0 paired with a node that is not there.
         let partners = Series::new(
@@ -526,8 +520,8 @@ mod tests {
                 .lazy()
                 .filter(day.clone().gt_eq(lit(from)).and(day.lt(lit(to))))
         };
-        let interned = intern_pairs(empty_interned().unwrap(), days(0, first)).unwrap();
-        let interned = intern_pairs(interned, days(first, second)).unwrap();
+        let interned = intern_pairs(None, days(0, first)).unwrap();
+        let interned = intern_pairs(Some(&interned), days(first, second)).unwrap();
         let again: Vec<bool> = (0..pairs.height()).map(|_| rng.random_bool(0.2)).collect();
         let again = pairs
             .filter(&BooleanChunked::new("again".into(), again))
