@@ -168,14 +168,14 @@ pub async fn build_marts(
     let all = DateRange::all();
     // Installs and the channels' daily rows are read by several marts (and the installs by
     // the critical paths): each is read once, a file per day of the history.
-    let installs = mart_installs(lake.scan(table("clean.installs")?, all).await?)
-        .collect()
+    let installs = mart_installs(lake.scan(table("clean.installs")?, all).await?);
+    let installs = tracing::debug_span!("read installs")
+        .in_scope(|| installs.collect())
         .map_err(polars("clean.installs"))?
         .lazy();
-    let channel_daily = lake
-        .scan(table("clean.campaign_daily")?, all)
-        .await?
-        .collect()
+    let channel_daily = lake.scan(table("clean.campaign_daily")?, all).await?;
+    let channel_daily = tracing::debug_span!("read campaign_daily")
+        .in_scope(|| channel_daily.collect())
         .map_err(polars("clean.campaign_daily"))?
         .lazy();
     let predictions = lake.scan(table("mart.user_ltv")?, all).await?;
@@ -192,8 +192,16 @@ pub async fn build_marts(
         &checkpoints(&params),
     )
     .await?;
+    let totals = tracing::debug_span!("totals")
+        .in_scope(|| totals.collect())
+        .map_err(polars("per-user totals"))?;
+    let predictions = tracing::debug_span!("predictions")
+        .in_scope(|| predictions.collect())
+        .map_err(polars("mart.user_ltv"))?;
     let facts = tracing::debug_span!("user_facts")
-        .in_scope(|| user_facts(installs.clone(), totals, predictions, &params).collect())
+        .in_scope(|| {
+            user_facts(installs.clone(), totals.lazy(), predictions.lazy(), &params).collect()
+        })
         .map_err(polars("user facts"))?;
     let daily = campaign_daily(
         facts.clone().lazy(),
@@ -462,6 +470,7 @@ async fn write_days(
         partitions = write.partitions,
         unchanged = write.unchanged,
         rows = write.rows,
+        seconds = write.seconds,
         "Wrote mart to the lake."
     );
     Ok(write)

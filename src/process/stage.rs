@@ -407,29 +407,29 @@ async fn lookups_for(
     }
     let err = whole("clean.identities");
     let events = lake.scan(t, days).await?;
-    let ids = concat(
-        ["device_id", "user_id", "appsflyer_id"]
-            .map(|c| events.clone().select([col(c).alias("id")])),
-        UnionArgs::default(),
-    )
-    .map_err(&err)?
-    .drop_nulls(None)
-    .unique(None, UniqueKeepStrategy::Any);
-    let nodes = nodes
-        .clone()
-        .lazy()
-        .join(ids, [col("id")], [col("id")], JoinArgs::new(JoinType::Semi))
-        .collect()
+    // Each kind of node against the one event column that names it, as `attach_person`
+    // joins them: three semi-joins. A union of every event's three ids made unique first
+    // cost a third more (0.35 against 0.24 s for a week of a 180-day history).
+    let kinds = [
+        ("device_id", "device_id"),
+        ("user_id", "user_id"),
+        ("appsflyer_id", "appsflyer_id"),
+    ]
+    .map(|(kind, column)| {
+        nodes.clone().lazy().filter(col("kind").eq(lit(kind))).join(
+            events.clone().select([col(column)]),
+            [col("id")],
+            [col(column)],
+            JoinArgs::new(JoinType::Semi),
+        )
+    });
+    let nodes = tracing::debug_span!("narrow nodes")
+        .in_scope(|| concat(kinds, UnionArgs::default())?.collect())
         .map_err(&err)?;
-    let keys = nodes
-        .clone()
-        .lazy()
-        .select([col("user_key")])
-        .unique(None, UniqueKeepStrategy::Any);
     let persons = persons
         .lazy()
         .join(
-            keys,
+            nodes.clone().lazy().select([col("user_key")]),
             [col("user_key")],
             [col("user_key")],
             JoinArgs::new(JoinType::Semi),
@@ -1155,5 +1155,97 @@ mod tests {
             .collect();
         assert_eq!(earliest(folding), want);
         assert_eq!(earliest(holding), want);
+    }
+
+    /// A day of `clean.mixpanel_events` whose rows carry these (device, user, AppsFlyer)
+    /// ids; every other column holds a placeholder of its type.
+    fn events_day(dt: NaiveDate, ids: &[(Option<&str>, Option<&str>, Option<&str>)]) -> DataFrame {
+        let n = ids.len();
+        let schema = table(EVENTS_SOURCE).unwrap().polars_schema();
+        let columns = schema
+            .iter()
+            .map(|(name, dtype)| {
+                let pick = |i: usize| ids.iter().map(|r| [r.0, r.1, r.2][i]).collect::<Vec<_>>();
+                match name.as_str() {
+                    "dt" => Column::new(
+                        name.clone(),
+                        vec![i32::try_from((dt - NaiveDate::default()).num_days()).unwrap(); n],
+                    )
+                    .cast(dtype)
+                    .unwrap(),
+                    "line" => Column::new(name.clone(), (0..n as u64).collect::<Vec<_>>()),
+                    "device_id" => Column::new(name.clone(), pick(0)),
+                    "user_id" => Column::new(name.clone(), pick(1)),
+                    "appsflyer_id" => Column::new(name.clone(), pick(2)),
+                    _ => Column::new(name.clone(), vec![0i64; n])
+                        .cast(dtype)
+                        .unwrap(),
+                }
+            })
+            .collect();
+        DataFrame::new(n, columns).unwrap()
+    }
+
+    fn keys(df: &DataFrame) -> Vec<String> {
+        let mut keys: Vec<String> = crate::test_support::strs(df, "user_key")
+            .into_iter()
+            .flatten()
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_short_range_looks_up_only_the_identifiers_its_events_carry() {
+        let lake = Lake::open("memory://").unwrap();
+        let t = table(EVENTS_SOURCE).unwrap();
+        let first = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        let last = first + Duration::days(11);
+        for dt in DateRange::new(first, last).days() {
+            let ids: &[(Option<&str>, Option<&str>, Option<&str>)] = if dt == first {
+                // Only an old day names p5's device.
+                &[(Some("d5"), None, None)]
+            } else if dt == last {
+                &[
+                    (Some("d1"), None, None),
+                    (None, Some("u2"), None),
+                    (None, None, Some("a3")),
+                    // An id that is a node of another kind only: not a match.
+                    (Some("u4"), None, None),
+                    (None, None, None),
+                ]
+            } else {
+                &[(None, None, None)]
+            };
+            lake.write_partition(t, dt, events_day(dt, ids))
+                .await
+                .unwrap();
+        }
+        let nodes = df!(
+            "kind" => ["device_id", "user_id", "appsflyer_id", "user_id", "device_id"],
+            "id" => ["d1", "u2", "a3", "u4", "d5"],
+            "user_key" => ["p1", "p2", "p3", "p4", "p5"],
+        )
+        .unwrap();
+        let persons = df!("user_key" => ["p1", "p2", "p3", "p4", "p5", "p6"]).unwrap();
+
+        let (n, p) = lookups_for(&lake, &nodes, persons.clone(), DateRange::day(last))
+            .await
+            .unwrap();
+        assert_eq!(keys(&n), ["p1", "p2", "p3"]);
+        assert_eq!(keys(&p), ["p1", "p2", "p3"]);
+
+        // A range over a third of the landed days takes everything: narrowing would
+        // cost more than it saves.
+        let (n, p) = lookups_for(
+            &lake,
+            &nodes,
+            persons,
+            DateRange::new(last - Duration::days(4), last),
+        )
+        .await
+        .unwrap();
+        assert_eq!(n.height(), 5);
+        assert_eq!(p.height(), 6);
     }
 }
