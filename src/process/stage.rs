@@ -89,16 +89,26 @@ pub async fn run_process_with(
 
     let test_people = test_people(lake, &identity).await?;
     let installs = installs_before_activity(config, lake, &identity, &af, &test_people).await?;
-    let persons = persons(&installs, &identity, &test_people)?;
+    // The no-activity rule looks past the range by its window, where events exist.
+    let extra_days = (i64::from(config.fraud.no_activity_hours.get()) + 23) / 24 + 1;
+    let read = DateRange::new(range.from, range.to + Duration::days(extra_days));
+    let nodes = lookups_for(lake, &identity.nodes, read).await?;
+    let people = match &nodes {
+        Some(nodes) => identity.people.clone().lazy().join(
+            nodes.clone().lazy().select([col("user_key")]),
+            [col("user_key")],
+            [col("user_key")],
+            JoinArgs::new(JoinType::Semi),
+        ),
+        None => identity.people.clone().lazy(),
+    };
+    let persons = persons(&installs, people, &test_people)?;
+    let nodes = nodes.unwrap_or_else(|| identity.nodes.clone());
     // Only the range's installs are written; the history's were needed for the persons.
     let installs = in_range(installs, range).map_err(whole("clean.installs"))?;
     // The campaign mapping's share of the installs, taken now so that the history's
     // AppsFlyer rows are not held through the days below.
     let attribution = attribution_campaigns(af.lazy())?;
-    // The no-activity rule looks past the range by its window, where events exist.
-    let extra_days = (i64::from(config.fraud.no_activity_hours.get()) + 23) / 24 + 1;
-    let read = DateRange::new(range.from, range.to + Duration::days(extra_days));
-    let (nodes, persons) = lookups_for(lake, &identity.nodes, persons, read).await?;
     // Not needed past this point: freed before the days, which hold frames of their own.
     drop(identity);
 
@@ -388,22 +398,22 @@ impl DayEvents {
     }
 }
 
-/// The identifiers and people the events of `days` can meet. Each day's events are joined to
-/// these; a nightly run's week touches a small part of a long history's identity, and joining
-/// every day against all of it made the night's cost grow with the history. Narrowing costs a
-/// read of three id columns, so it is done only when the run covers a small part (under a
-/// third) of the events' days.
+/// The identifiers the events of `days` can meet, or `None` for all of them. Each day's
+/// events are joined to these, and the persons are built for their people only; a nightly
+/// run's week touches a small part of a long history's identity, and joining every day
+/// against all of it made the night's cost grow with the history. Narrowing costs a read of
+/// three id columns, so it is done only when the run covers a small part (under a third) of
+/// the events' days.
 #[tracing::instrument(level = "debug", skip_all)]
 async fn lookups_for(
     lake: &Lake,
     nodes: &DataFrame,
-    persons: DataFrame,
     days: DateRange,
-) -> Result<(DataFrame, DataFrame), CleanseError> {
+) -> Result<Option<DataFrame>, CleanseError> {
     let t = table(EVENTS_SOURCE)?;
     let landed = lake.partitions(t).await?.len();
     if days.days().count().saturating_mul(3) > landed {
-        return Ok((nodes.clone(), persons));
+        return Ok(None);
     }
     let err = whole("clean.identities");
     let events = lake.scan(t, days).await?;
@@ -423,20 +433,10 @@ async fn lookups_for(
             JoinArgs::new(JoinType::Semi),
         )
     });
-    let nodes = tracing::debug_span!("narrow nodes")
+    tracing::debug_span!("narrow nodes")
         .in_scope(|| concat(kinds, UnionArgs::default())?.collect())
-        .map_err(&err)?;
-    let persons = persons
-        .lazy()
-        .join(
-            nodes.clone().lazy().select([col("user_key")]),
-            [col("user_key")],
-            [col("user_key")],
-            JoinArgs::new(JoinType::Semi),
-        )
-        .collect()
-        .map_err(&err)?;
-    Ok((nodes, persons))
+        .map(Some)
+        .map_err(err)
 }
 
 /// The latest profile snapshot's identifier pairs (`dt`, `left_kind`, `left_id`,
@@ -597,12 +597,13 @@ async fn test_people(lake: &Lake, identity: &Identity) -> Result<DataFrame, Clea
         .map_err(whole("clean.profiles"))
 }
 
-/// Each person's first install (campaign keys, fraud, test) plus test people without an
-/// install, with the app user id that fills events.
+/// Each of `people` (the identity's people frame, or the part of it a run's events meet)
+/// with their first install (campaign keys, fraud, test), if any, and the app user id that
+/// fills events.
 #[tracing::instrument(level = "debug", skip_all)]
 fn persons(
     installs: &DataFrame,
-    identity: &Identity,
+    people: LazyFrame,
     test_people: &DataFrame,
 ) -> Result<DataFrame, CleanseError> {
     let err = whole("clean.events");
@@ -629,12 +630,8 @@ fn persons(
         .clone()
         .lazy()
         .select([col("user_key"), col("reason").alias("_profile_reason")]);
-    let everyone = identity
-        .people
-        .clone()
-        .lazy()
-        .select([col("user_key"), col("known_user_id")]);
-    everyone
+    people
+        .select([col("user_key"), col("known_user_id")])
         .join(
             firsts,
             [col("user_key")],
@@ -1227,25 +1224,21 @@ mod tests {
             "user_key" => ["p1", "p2", "p3", "p4", "p5"],
         )
         .unwrap();
-        let persons = df!("user_key" => ["p1", "p2", "p3", "p4", "p5", "p6"]).unwrap();
-
-        let (n, p) = lookups_for(&lake, &nodes, persons.clone(), DateRange::day(last))
+        let narrowed = lookups_for(&lake, &nodes, DateRange::day(last))
             .await
+            .unwrap()
             .unwrap();
-        assert_eq!(keys(&n), ["p1", "p2", "p3"]);
-        assert_eq!(keys(&p), ["p1", "p2", "p3"]);
+        assert_eq!(keys(&narrowed), ["p1", "p2", "p3"]);
 
         // A range over a third of the landed days takes everything: narrowing would
         // cost more than it saves.
-        let (n, p) = lookups_for(
+        let all = lookups_for(
             &lake,
             &nodes,
-            persons,
             DateRange::new(last - Duration::days(4), last),
         )
         .await
         .unwrap();
-        assert_eq!(n.height(), 5);
-        assert_eq!(p.height(), 6);
+        assert!(all.is_none());
     }
 }
