@@ -195,13 +195,9 @@ pub async fn build_marts(
     let totals = tracing::debug_span!("totals")
         .in_scope(|| totals.collect())
         .map_err(polars("per-user totals"))?;
-    let predictions = tracing::debug_span!("predictions")
-        .in_scope(|| predictions.collect())
-        .map_err(polars("mart.user_ltv"))?;
+    // The predictions stay a scan: the facts read a few of their columns.
     let facts = tracing::debug_span!("user_facts")
-        .in_scope(|| {
-            user_facts(installs.clone(), totals.lazy(), predictions.lazy(), &params).collect()
-        })
+        .in_scope(|| user_facts(installs.clone(), totals.lazy(), predictions, &params).collect())
         .map_err(polars("user facts"))?;
     let daily = campaign_daily(
         facts.clone().lazy(),
