@@ -60,9 +60,18 @@ pub async fn history_user_totals(
     if settled.through.is_none() {
         return Ok(recent);
     }
-    add_user_totals(settled.frame.lazy(), recent, ladder).map_err(|source| MartStageError::Polars {
-        table: "per-user totals",
-        source,
+    // Small (the people of the restatement window) and read three times by the addition.
+    let recent = tracing::debug_span!("recent totals")
+        .in_scope(|| recent.collect())
+        .map_err(|source| MartStageError::Polars {
+            table: "per-user totals",
+            source,
+        })?;
+    add_user_totals(settled.frame.lazy(), recent.lazy(), ladder).map_err(|source| {
+        MartStageError::Polars {
+            table: "per-user totals",
+            source,
+        }
     })
 }
 

@@ -57,8 +57,8 @@ const P360_PRIORITY: [&str; 3] = [
 /// Why not a Polars sort and `unique_stable`: over the whole history's installs that sort
 /// moved every column of every row, and the unique hashed row-encoded keys; at 180 days
 /// (362,000 rows) the two took 0.15 to 0.25 s. Here only row numbers are sorted, by two small
-/// keys, the first row of each (id, time) is found by one hash pass, and the frame is taken
-/// once.
+/// keys, the first row of each (id, time) is found by one hash pass, and the frame is
+/// filtered once per blocked rank (or, for rows not in partition order, taken once).
 pub fn one_row_per_install(af: &DataFrame) -> PolarsResult<DataFrame> {
     let ids = af.column("appsflyer_id")?.str()?;
     let times = af.column("install_time")?.datetime()?.physical();
@@ -76,7 +76,48 @@ pub fn one_row_per_install(af: &DataFrame) -> PolarsResult<DataFrame> {
     let keys: Vec<(Option<&str>, Option<i64>)> = ids.iter().zip(times.iter()).collect();
     let mut seen: PlHashSet<(Option<&str>, Option<i64>)> = PlHashSet::with_capacity(af.height());
     order.retain(|&row| seen.insert(keys[row as usize]));
+    // A scan of the history comes in partition order: then that order is the rows kept,
+    // rank by rank, each rank in row order, and the frame is filtered once per rank. Taking
+    // it row by row gathered every column across the scan's file-per-day chunks: at 180
+    // days of history (181 chunks) that take was 0.24 s of the 0.3 s this function took.
+    if days.is_sorted() {
+        return filter_by_rank(af, &order, |row| blocked_rank(blocked[row]));
+    }
     af.take(&IdxCa::from_vec("rows".into(), order))
+}
+
+/// The rows of `af` in `kept`, rank by rank (0, 1, 2), each rank in row order.
+fn filter_by_rank(
+    af: &DataFrame,
+    kept: &[IdxSize],
+    rank: impl Fn(usize) -> u8,
+) -> PolarsResult<DataFrame> {
+    let mut keep = vec![false; af.height()];
+    for &row in kept {
+        keep[row as usize] = true;
+    }
+    let mut out: Option<DataFrame> = None;
+    for r in 0..3u8 {
+        let mask: Vec<bool> = (0..af.height())
+            .map(|row| keep[row] && rank(row) == r)
+            .collect();
+        let rows = mask.iter().filter(|&&k| k).count();
+        if rows == af.height() {
+            // Every row kept, all of one rank: the frame as it is.
+            return Ok(af.clone());
+        }
+        if rows == 0 {
+            continue;
+        }
+        let part = af.filter(&BooleanChunked::from_slice("keep".into(), &mask))?;
+        match out.as_mut() {
+            None => out = Some(part),
+            Some(df) => {
+                df.vstack_mut(&part)?;
+            }
+        }
+    }
+    Ok(out.unwrap_or_else(|| af.clear()))
 }
 
 /// Each install's person and ids filled: `people` is the identity's frame of the same rows
@@ -313,5 +354,40 @@ mod tests {
             ["a-blocked", "b-day1", "c-first", "a-reinstall"].map(|c| Some(c.to_string())),
             "blocked first, then by partition, ties in row order"
         );
+    }
+
+    #[test]
+    fn a_history_in_partition_order_gives_the_same_rows_in_the_same_order() {
+        // As a scan gives them: in partition order, a chunk per partition.
+        let mut df = installs(&[
+            ("a", 100, false, 1, "a-attributed"),
+            ("c", 300, false, 1, "c-first"),
+            ("c", 300, false, 1, "c-second"),
+            ("b", 200, false, 1, "b-day1"),
+        ]);
+        for day in [
+            installs(&[
+                ("b", 200, false, 2, "b-day2"),
+                ("a", 900, false, 2, "a-reinstall"),
+            ]),
+            installs(&[
+                ("a", 100, true, 3, "a-blocked"),
+                ("d", 400, true, 3, "d-blocked"),
+            ]),
+        ] {
+            df.vstack_mut(&day).unwrap();
+        }
+        assert_eq!(df.first_col_n_chunks(), 3);
+        let kept = one_row_per_install(&df).unwrap();
+        assert_eq!(
+            strs(&kept, "campaign_id"),
+            ["a-blocked", "d-blocked", "c-first", "b-day1", "a-reinstall"]
+                .map(|c| Some(c.to_string())),
+            "blocked first, then by partition, ties in row order"
+        );
+
+        // Nothing to drop or move: the frame as it came.
+        let plain = installs(&[("a", 100, false, 1, "a"), ("b", 100, false, 2, "b")]);
+        assert!(one_row_per_install(&plain).unwrap().equals(&plain));
     }
 }

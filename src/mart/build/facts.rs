@@ -54,9 +54,49 @@ pub fn user_totals(user_daily: LazyFrame, ladder: &[u32]) -> LazyFrame {
     sum_totals(user_daily.select(columns), ladder)
 }
 
-/// The totals of two runs of partitions together (both as [`user_totals`] gives them).
+/// The totals of two runs of partitions together (both as [`user_totals`] gives them: a row
+/// per person).
+///
+/// `a` is the settled history (every person of months of installs) and `b` a few recent days
+/// (the people active in them): most of `a`'s people have no row in `b`, and their totals
+/// pass through as they are; only the people in both are summed. A group-by over both whole
+/// frames made a one-row group of every person and gathered each column group by group: at
+/// 180 days of history that was most of the marts' totals.
 pub fn add_user_totals(a: LazyFrame, b: LazyFrame, ladder: &[u32]) -> PolarsResult<LazyFrame> {
-    Ok(sum_totals(concat([a, b], UnionArgs::default())?, ladder))
+    let keys = b.clone().select([col("user_key")]);
+    let only_a = a.clone().join(
+        keys.clone(),
+        [col("user_key")],
+        [col("user_key")],
+        JoinArgs::new(JoinType::Anti),
+    );
+    let both_a = a.join(
+        keys,
+        [col("user_key")],
+        [col("user_key")],
+        JoinArgs::new(JoinType::Semi),
+    );
+    let summed = sum_totals(concat([both_a, b], UnionArgs::default())?, ladder);
+    // The passing rows in the summed rows' column order.
+    let order: Vec<Expr> = totals_columns(ladder).into_iter().map(col).collect();
+    concat(
+        [only_a.select(order.clone()), summed.select(order)],
+        UnionArgs::default(),
+    )
+}
+
+/// The columns of a totals frame, in [`sum_totals`]' order.
+fn totals_columns(ladder: &[u32]) -> Vec<String> {
+    let mut names: Vec<String> = [
+        "user_key",
+        "revenue_to_date_micros",
+        "active_d1",
+        "active_d7",
+    ]
+    .map(String::from)
+    .into();
+    names.extend(ladder.iter().map(|&n| revenue_at(n)));
+    names
 }
 
 /// Rows of totals (or of one daily row's share of them) summed per person.
@@ -117,4 +157,63 @@ pub fn user_facts(
             JoinArgs::new(JoinType::Left),
         )
         .with_columns(filled)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// `clean.user_daily` rows (the columns [`user_totals`] reads): person, day N, revenue.
+    fn daily(rows: &[(&str, i32, i64)]) -> LazyFrame {
+        df!(
+            "user_key" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            "day_n" => rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            "revenue_reporting_micros" => rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+        )
+        .unwrap()
+        .lazy()
+    }
+
+    fn sorted(lf: LazyFrame) -> DataFrame {
+        lf.sort(["user_key"], SortMultipleOptions::default())
+            .collect()
+            .unwrap()
+    }
+
+    #[test]
+    fn adding_totals_sums_the_people_in_both_and_keeps_the_others() {
+        let ladder = [1, 7];
+        // "settled" pays on days 0 and 7; "both" is in both runs; "new" only in the recent.
+        let old = [("settled", 0, 5), ("settled", 7, 11), ("both", 1, 3)];
+        let recent = [("both", 7, 20), ("new", 0, 2), ("new", 1, 0)];
+        let added = add_user_totals(
+            user_totals(daily(&old), &ladder),
+            user_totals(daily(&recent), &ladder),
+            &ladder,
+        )
+        .unwrap();
+        let all: Vec<_> = old.iter().chain(&recent).copied().collect();
+        let want = sorted(user_totals(daily(&all), &ladder));
+        assert_eq!(sorted(added), want);
+        assert_eq!(
+            want.column("revenue_to_date_micros")
+                .unwrap()
+                .i64()
+                .unwrap()
+                .into_no_null_iter()
+                .collect::<Vec<_>>(),
+            [23, 2, 16],
+            "both, new, settled"
+        );
+        assert_eq!(
+            want.column("active_d7")
+                .unwrap()
+                .bool()
+                .unwrap()
+                .iter()
+                .collect::<Vec<_>>(),
+            [Some(true), Some(false), Some(true)]
+        );
+    }
 }
