@@ -63,16 +63,15 @@ pub async fn history_user_totals(
     // Small (the people of the restatement window) and read three times by the addition.
     let recent = tracing::debug_span!("recent totals")
         .in_scope(|| recent.collect())
-        .map_err(|source| MartStageError::Polars {
-            table: "per-user totals",
-            source,
-        })?;
-    add_user_totals(settled.frame.lazy(), recent.lazy(), ladder).map_err(|source| {
-        MartStageError::Polars {
-            table: "per-user totals",
-            source,
-        }
-    })
+        .map_err(totals_error)?;
+    add_user_totals(settled.frame.lazy(), recent.lazy(), ladder).map_err(totals_error)
+}
+
+fn totals_error(source: PolarsError) -> MartStageError {
+    MartStageError::Polars {
+        table: "per-user totals",
+        source,
+    }
 }
 
 #[cfg(test)]
