@@ -39,7 +39,10 @@ pub async fn history_user_totals(
         fold: |daily| user_totals(daily, ladder),
         add: |folded: Option<DataFrame>, fresh: LazyFrame| match folded {
             None => fresh.collect(),
-            Some(folded) => add_user_totals(folded.lazy(), fresh, ladder)?.collect(),
+            // Collected first: the addition reads the fresh totals three times.
+            Some(folded) => {
+                add_user_totals(folded.lazy(), fresh.collect()?.lazy(), ladder)?.collect()
+            }
         },
     };
     let settled = lake
@@ -60,7 +63,7 @@ pub async fn history_user_totals(
     if settled.through.is_none() {
         return Ok(recent);
     }
-    // Small (the people of the restatement window) and read three times by the addition.
+    // Small (the people of the restatement window); the addition reads them three times.
     let recent = tracing::debug_span!("recent totals")
         .in_scope(|| recent.collect())
         .map_err(totals_error)?;
