@@ -17,6 +17,7 @@ pub mod curve;
 pub mod design;
 pub mod evaluate;
 pub mod fit;
+pub mod forest;
 pub mod hurdle;
 pub mod information;
 pub mod logistic;
