@@ -82,6 +82,16 @@ fn events(rows: usize, tag: u64) -> DataFrame {
     .unwrap()
 }
 
+/// The `user_id` column, where [`events`] puts its tag.
+fn user_ids(df: &DataFrame) -> Vec<u64> {
+    df.column("user_id")
+        .unwrap()
+        .u64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect()
+}
+
 async fn read(lake: &Lake, table: &TableSchema, range: DateRange) -> DataFrame {
     lake.scan(table, range)
         .await
@@ -490,13 +500,7 @@ async fn every_row_gets_its_partitions_date_in_partition_order_whatever_the_root
             .unwrap()
             .into_no_null_iter()
             .collect();
-        let tags: Vec<u64> = all
-            .column("user_id")
-            .unwrap()
-            .u64()
-            .unwrap()
-            .into_no_null_iter()
-            .collect();
+        let tags = user_ids(&all);
         let expected_dts: Vec<i32> = days
             .iter()
             .enumerate()
@@ -597,4 +601,44 @@ async fn one_listing_finds_the_committed_partitions_and_stamps_each_version() {
         "a new version of d1 changes its stamp"
     );
     assert_eq!(after[1], before[1], "d2 was not touched");
+}
+
+/// A short range reads its days' manifests by name, a long one lists the table first: both
+/// find the same committed partitions, skip the days without one, and never see a
+/// partition whose write did not commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_and_long_ranges_find_the_same_committed_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let table = events_table();
+    let (d1, d3, d4) = (date("2026-01-01"), date("2026-01-03"), date("2026-01-04"));
+    for (day, rows, tag) in [(d1, 3, 1), (d3, 4, 3)] {
+        lake.write_partition(&table, day, events(rows, tag))
+            .await
+            .unwrap();
+    }
+    // A writer that never committed leaves a file in d4's folder but no manifest.
+    let mut w = lake.partition_writer(&table, d4);
+    w.write(events(2, 4)).await.unwrap();
+    drop(w);
+    let tags = |df: &DataFrame| {
+        let mut tags = user_ids(df);
+        tags.dedup();
+        tags
+    };
+    let week = read(&lake, &table, DateRange::new(d1, date("2026-01-07"))).await;
+    let year = read(&lake, &table, DateRange::new(d1, date("2026-12-31"))).await;
+    assert_eq!(tags(&week), [1, 3]);
+    assert!(week.equals_missing(&year), "{week}\n{year}");
+    // A one-day range on a day without a partition, and a reversed range, hold nothing.
+    assert_eq!(
+        read(&lake, &table, DateRange::day(date("2026-01-02")))
+            .await
+            .height(),
+        0
+    );
+    assert_eq!(
+        read(&lake, &table, DateRange::new(d3, d1)).await.height(),
+        0
+    );
 }

@@ -15,6 +15,10 @@ pub(crate) const MANIFEST_NAME: &str = "_manifest.json";
 /// Manifests read at once when listing a table's partitions with their manifests.
 pub(super) const MANIFESTS_AT_ONCE: usize = 16;
 
+/// The longest range whose manifests are read by name rather than found by listing the
+/// table (see [`Lake::manifests_in`]): a month, an ad-hoc recompute's usual span.
+const READ_DIRECTLY_DAYS: u32 = 31;
+
 /// Which files make up a partition's current version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -81,13 +85,27 @@ impl Lake {
     /// The current manifests of `table`'s committed partitions within `range`, by date, read
     /// [`MANIFESTS_AT_ONCE`] at a time (each is a round trip on S3, and a scan of the history
     /// asks for hundreds).
+    ///
+    /// A range of at most [`READ_DIRECTLY_DAYS`] days asks for its days' manifests by name;
+    /// a longer one lists the table first. Listing reads the whole history's folder (on
+    /// disk, a `stat` of every file of every partition), and a night asks for single days
+    /// of a score of tables: at 180 days the cleanse stage made 210,000 `stat` calls
+    /// against 44,000 at 30. A day without a partition is simply not found either way.
     pub(super) async fn manifests_in(
         &self,
         table: &TableSchema,
         range: DateRange,
     ) -> Result<Vec<(NaiveDate, Manifest)>, LakeError> {
-        let days = self.partitions(table).await?;
-        futures::stream::iter(days.into_iter().filter(|dt| range.contains(*dt)))
+        let days: Vec<NaiveDate> = match range.days_if_at_most(READ_DIRECTLY_DAYS) {
+            Some(days) => days,
+            None => self
+                .partitions(table)
+                .await?
+                .into_iter()
+                .filter(|dt| range.contains(*dt))
+                .collect(),
+        };
+        futures::stream::iter(days)
             .map(|dt| async move {
                 Ok::<_, LakeError>(self.manifest(table, dt).await?.map(|m| (dt, m)))
             })

@@ -143,6 +143,13 @@ impl DateRange {
         self.from <= d && d <= self.to
     }
 
+    /// The dates of the range in order when it holds at most `max` of them (an empty
+    /// range holds none), else `None`.
+    pub fn days_if_at_most(&self, max: u32) -> Option<Vec<NaiveDate>> {
+        let span = self.to.signed_duration_since(self.from).num_days();
+        (span < i64::from(max)).then(|| self.days().collect())
+    }
+
     /// The dates of the range in order (bounded ranges only).
     pub fn days(&self) -> impl Iterator<Item = NaiveDate> + use<> {
         let to = self.to;
@@ -323,4 +330,31 @@ pub fn unique_suffix() -> String {
         ^ (u64::from(std::process::id()) << 32)
         ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     format!("{}-{:016x}", now.format("%Y%m%dT%H%M%S%3f"), mixed)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_range_lists_its_days_only_when_it_is_short() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let week = DateRange::new(d("2026-01-01"), d("2026-01-07"));
+        assert_eq!(week.days_if_at_most(7).unwrap().len(), 7);
+        assert_eq!(week.days_if_at_most(6), None);
+        assert_eq!(
+            DateRange::day(d("2026-03-01")).days_if_at_most(1),
+            Some(vec![d("2026-03-01")])
+        );
+        assert_eq!(
+            DateRange::new(d("2026-01-07"), d("2026-01-01")).days_if_at_most(1),
+            Some(vec![])
+        );
+        assert_eq!(DateRange::all().days_if_at_most(366), None);
+        assert_eq!(
+            DateRange::new(d("2026-01-01"), NaiveDate::MAX).days_if_at_most(31),
+            None
+        );
+    }
 }
