@@ -76,27 +76,14 @@ pub fn add_user_totals(a: LazyFrame, b: LazyFrame, ladder: &[u32]) -> PolarsResu
         [col("user_key")],
         JoinArgs::new(JoinType::Semi),
     );
-    let summed = sum_totals(concat([both_a, b], UnionArgs::default())?, ladder);
-    // The passing rows in the summed rows' column order.
-    let order: Vec<Expr> = totals_columns(ladder).into_iter().map(col).collect();
-    concat(
-        [only_a.select(order.clone()), summed.select(order)],
-        UnionArgs::default(),
-    )
-}
-
-/// The columns of a totals frame, in [`sum_totals`]' order.
-fn totals_columns(ladder: &[u32]) -> Vec<String> {
-    let mut names: Vec<String> = [
-        "user_key",
-        "revenue_to_date_micros",
-        "active_d1",
-        "active_d7",
-    ]
-    .map(String::from)
-    .into();
-    names.extend(ladder.iter().map(|&n| revenue_at(n)));
-    names
+    let mut summed = sum_totals(concat([both_a, b], UnionArgs::default())?, ladder);
+    // The passing rows in the summed rows' column order, as the plan resolves it.
+    let order: Vec<Expr> = summed
+        .collect_schema()?
+        .iter_names()
+        .map(|name| col(name.clone()))
+        .collect();
+    concat([only_a.select(order), summed], UnionArgs::default())
 }
 
 /// Rows of totals (or of one daily row's share of them) summed per person.
