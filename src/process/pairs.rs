@@ -44,6 +44,16 @@ fn whole(e: PolarsError) -> CleanseError {
     }
 }
 
+/// `links` collected into one chunk per column. Read from a partition per day, the links
+/// come in a chunk per file, and Polars takes a group's string keys from a column of many
+/// chunks value by value, copying each string. Folding ten days of 30,000 installs a day took
+/// 0.55-0.64 s as read and 0.37-0.40 s in one chunk (copying included).
+fn one_chunk(links: LazyFrame) -> Result<LazyFrame, CleanseError> {
+    let mut df = links.collect().map_err(whole)?;
+    df.rechunk_mut_par();
+    Ok(df.lazy())
+}
+
 /// Every pair of `clean.id_links` plus `extra` (pairs in the same columns, such as the latest
 /// profile snapshot's); see the module docs.
 #[tracing::instrument(level = "debug", skip_all)]
@@ -79,7 +89,7 @@ pub async fn history_pairs(
         recent =
             concat([recent, pairs.select(pair_columns())], UnionArgs::default()).map_err(whole)?;
     }
-    let recent = fold_links(recent).collect().map_err(whole)?;
+    let recent = fold_links(one_chunk(recent)?).collect().map_err(whole)?;
     tracing::info!(
         settled_identifiers = settled.frame.height(),
         recent_pairs = recent.height(),

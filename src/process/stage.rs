@@ -9,7 +9,7 @@ use futures::StreamExt;
 use polars::prelude::*;
 
 use super::campaigns::{campaign_daily, map_campaigns, suggest};
-use super::events::{events_plan, events_plan_eager, first_activity};
+use super::events::{PERSON, PersonLookup, events_plan, events_plan_eager, first_activity};
 use super::identity::{Identity, resolve_pairs};
 use super::installs::{
     attach_people, fill_ids, finish_installs, mark_no_activity, mark_p360, mark_pattern_fraud,
@@ -103,7 +103,9 @@ pub async fn run_process_with(
         None => identity.people.clone().lazy(),
     };
     let persons = persons(&installs, people, &test_people)?;
-    let nodes = nodes.unwrap_or_else(|| identity.nodes.clone());
+    let lookup = PersonLookup::new(nodes.as_ref().unwrap_or(&identity.nodes), persons)
+        .map_err(whole("clean.identities"))?;
+    drop(nodes);
     // Only the range's installs are written; the history's were needed for the persons.
     let installs = in_range(installs, range).map_err(whole("clean.installs"))?;
     // The campaign mapping's share of the installs, taken now so that the history's
@@ -117,8 +119,7 @@ pub async fn run_process_with(
     let day_events = Arc::new(DayEvents {
         lake: lake.clone(),
         mode,
-        nodes,
-        persons,
+        lookup,
         purchase_event: crate::features::FeatureParams::default().purchase_event,
         reporting_currency: config.pipeline.reporting_currency.code().to_string(),
     });
@@ -285,8 +286,7 @@ const EVENTS_SOURCE: &str = "clean.mixpanel_events";
 struct DayEvents {
     lake: Lake,
     mode: PlanMode,
-    nodes: DataFrame,
-    persons: DataFrame,
+    lookup: PersonLookup,
     purchase_event: String,
     reporting_currency: String,
 }
@@ -317,18 +317,16 @@ impl DayEvents {
             return Ok(None);
         }
         let events = self.lake.scan(t, DateRange::day(dt)).await?;
-        let nodes = self.nodes.clone().lazy();
-        let persons = self.persons.clone().lazy();
         let err = partition_error(EVENTS_SOURCE, dt);
         let marked = tracing::debug_span!("events_plan", %dt)
             .in_scope(|| match self.mode {
-                PlanMode::Lazy => events_plan(events, nodes, persons).collect(),
-                PlanMode::Eager => events_plan_eager(events, nodes, persons),
+                PlanMode::Lazy => events_plan(events, &self.lookup)?.collect(),
+                PlanMode::Eager => events_plan_eager(events, &self.lookup),
             })
             .map_err(&err)?;
         let activity = DayActivity {
             end_ms: max_ms(&marked, "time"),
-            firsts: first_activity_of(&marked, &self.persons).map_err(&err)?,
+            firsts: first_activity_of(&marked).map_err(&err)?,
         };
         Ok(Some((marked, activity)))
     }
@@ -364,7 +362,7 @@ impl DayEvents {
         };
         let s = split(marked, &origin).map_err(&err)?;
         let removed = s.removed.iter().map(|(_, n)| n).sum();
-        let kept = s.kept.drop("_linked").map_err(&err)?;
+        let kept = s.kept.drop_many(["_linked", PERSON]);
         let daily = user_daily(
             kept.clone().lazy(),
             dt,
@@ -467,27 +465,16 @@ fn max_ms(df: &DataFrame, column: &str) -> Option<i64> {
     df.column(column).ok()?.datetime().ok()?.physical().max()
 }
 
-/// First activity per person from a day's joined events (which carry `user_key`, `time`;
-/// the install time comes from `persons`).
+/// First activity per person from a day's joined events (see [`first_activity`]).
 #[tracing::instrument(level = "debug", skip_all)]
-fn first_activity_of(marked: &DataFrame, persons: &DataFrame) -> PolarsResult<DataFrame> {
+fn first_activity_of(marked: &DataFrame) -> PolarsResult<DataFrame> {
     first_activity(marked.clone().lazy().select([
+        col(PERSON),
         col("user_key"),
         col("time"),
         col("install_time"),
     ]))
     .collect()
-    .and_then(|df| {
-        // Keep only people with an install: the rule judges installs.
-        df.lazy()
-            .join(
-                persons.clone().lazy().select([col("user_key")]),
-                [col("user_key")],
-                [col("user_key")],
-                JoinArgs::new(JoinType::Semi),
-            )
-            .collect()
-    })
 }
 
 /// `clean.identities`, the partitions of the range (an identifier's partition is the day it

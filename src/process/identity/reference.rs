@@ -7,7 +7,15 @@
 use polars::prelude::*;
 
 use super::{Identity, SHARED_KINDS};
-use crate::process::events::in_place;
+
+/// A left join that keeps the left rows where they are (every right side here has one row
+/// per key).
+fn in_place() -> JoinArgs {
+    JoinArgs {
+        maintain_order: MaintainOrderJoin::Left,
+        ..JoinArgs::new(JoinType::Left)
+    }
+}
 
 /// The whole resolution, as `resolve_pairs` defines it.
 pub(super) fn resolve(edges: DataFrame, installs: LazyFrame) -> Identity {
