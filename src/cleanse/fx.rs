@@ -251,23 +251,24 @@ pub fn reject_unknown_currency(
 ) -> LazyFrame {
     let rate = "_fx_known";
     let lf = with_rate(lf, col(currency), date, fx, rate);
+    let fires = col(currency).is_not_null().and(col(rate).is_null());
+    // The day is written out only where the rule fires: formatting every row's date cost
+    // more than the rest of the rule (the detail is evaluated for every row).
+    let day = when(fires.clone())
+        .then(col(date))
+        .otherwise(lit(NULL))
+        .cast(DataType::String);
     let detail = concat_str(
         [
             lit(format!("{currency}=")),
             col(currency),
             lit(" has no FX rate on "),
-            col(date).cast(DataType::String),
+            day,
         ],
         "",
         true,
     );
-    reject_where_with(
-        lf,
-        col(currency).is_not_null().and(col(rate).is_null()),
-        "malformed",
-        detail,
-    )
-    .drop(cols([rate]))
+    reject_where_with(lf, fires, "malformed", detail).drop(cols([rate]))
 }
 
 #[cfg(test)]

@@ -52,17 +52,35 @@ fn usable(c: &str) -> Expr {
 }
 
 /// The distinct pairs of `specs` in `lf`, with how many rows carried each, in no particular
-/// order (the stage sorts a day's pairs of every source once, when it writes them). Each
-/// kind of pair is grouped on its two id columns alone; the kinds are constants added after.
-/// Fails only when Polars cannot build the union.
+/// order (the stage sorts a day's pairs of every source once, when it writes them).
+///
+/// The rows are first grouped on every id column the specs name, at once (collected here):
+/// a day of events carries far fewer distinct combinations of its ids than rows, and each
+/// kind of pair is then grouped from those combinations, their row counts summed, rather
+/// than from every row again. The kinds are constants added after. Fails when Polars cannot
+/// group the rows or build the union.
 pub fn id_pairs(lf: LazyFrame, source: &str, specs: &[PairSpec]) -> PolarsResult<LazyFrame> {
+    let mut id_columns: Vec<&str> = Vec::new();
+    for (_, lc, _, rc) in specs {
+        for c in [*lc, *rc] {
+            if !id_columns.contains(&c) {
+                id_columns.push(c);
+            }
+        }
+    }
+    let combinations = lf
+        .group_by(id_columns.iter().map(|c| col(*c)).collect::<Vec<_>>())
+        .agg([len().cast(DataType::UInt64).alias("rows")])
+        .collect()?;
     let parts: Vec<LazyFrame> = specs
         .iter()
         .map(|(lk, lc, rk, rc)| {
-            lf.clone()
+            combinations
+                .clone()
+                .lazy()
                 .filter(usable(lc).and(usable(rc)))
                 .group_by([col(*lc).alias("left_id"), col(*rc).alias("right_id")])
-                .agg([len().cast(DataType::UInt64).alias("rows")])
+                .agg([col("rows").sum()])
                 .select([
                     lit(source.to_string()).alias("source"),
                     lit(*lk).alias("left_kind"),
