@@ -93,3 +93,58 @@ pub fn id_pairs(lf: LazyFrame, source: &str, specs: &[PairSpec]) -> PolarsResult
         .collect();
     concat(parts, UnionArgs::default())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_of_pair_counts_the_rows_that_carry_both_usable_ids() {
+        let placeholder = PLACEHOLDER_IDS[0];
+        let rows = df!(
+            "device_id" => [Some("d1"), Some("d1"), Some("d1"), Some("d2"), Some(""), Some("d3")],
+            "user_id" => [Some("u1"), Some("u1"), None, Some("u1"), Some("u2"), Some("u3")],
+            "appsflyer_id" => [Some("af1"), Some("af1"), Some("af1"), None, Some("af2"), Some(placeholder)],
+        )
+        .unwrap();
+        let pairs = id_pairs(rows.lazy(), "raw.x", &MIXPANEL_PAIRS)
+            .unwrap()
+            .collect()
+            .unwrap();
+        let text = |c: &str| crate::test_support::strs(&pairs, c);
+        let counts = pairs.column("rows").unwrap().u64().unwrap();
+        let mut got: Vec<(String, String, String, String, u64)> = (0..pairs.height())
+            .map(|i| {
+                let t = |c: &str| text(c)[i].clone().unwrap();
+                let kind = format!("{}-{}", t("left_kind"), t("right_kind"));
+                (
+                    kind,
+                    t("left_id"),
+                    t("right_id"),
+                    t("source"),
+                    counts.get(i).unwrap(),
+                )
+            })
+            .collect();
+        got.sort();
+        let want = [
+            ("device_id-appsflyer_id", "d1", "af1", 3),
+            ("device_id-user_id", "d1", "u1", 2),
+            ("device_id-user_id", "d2", "u1", 1),
+            ("device_id-user_id", "d3", "u3", 1),
+            ("user_id-appsflyer_id", "u1", "af1", 2),
+            ("user_id-appsflyer_id", "u2", "af2", 1),
+        ]
+        .map(|(k, l, r, n)| {
+            (
+                k.to_string(),
+                l.to_string(),
+                r.to_string(),
+                "raw.x".to_string(),
+                n,
+            )
+        });
+        assert_eq!(got, want);
+    }
+}

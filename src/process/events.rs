@@ -75,7 +75,7 @@ const PERSON_IDS: [(&str, &str); 3] = [
 /// the install. Here each event costs at most three hash probes, and the person's columns are
 /// gathered once, by row number.
 pub struct PersonLookup {
-    /// `user_key` first, then the install and flags (see `process::stage::persons`).
+    /// `user_key`, the first install and the flags (see `process::stage::persons`).
     persons: DataFrame,
     kinds: Vec<KindIndex>,
 }
@@ -109,6 +109,7 @@ impl KindIndex {
         let mut orphans = 0usize;
         for (at, (id, user)) in ids.iter().zip(users.iter()).enumerate() {
             let row = user.and_then(|u| row_of.get(u).copied());
+            // Positions without a person are never put in the tables, so never read.
             person.push(row.unwrap_or(IdxSize::MAX));
             let (Some(id), Some(_)) = (id, row) else {
                 orphans += usize::from(id.is_some());
@@ -151,7 +152,7 @@ impl KindIndex {
 
 impl PersonLookup {
     /// `nodes`: `kind`, `id`, `user_key` (the identity's, or the part a run's events meet);
-    /// `persons`: one row per person, `user_key` first. Fails when an identifier names a
+    /// `persons`: one row per person, keyed by `user_key`. Fails when an identifier names a
     /// person `persons` does not hold (the stage builds both from one identity).
     pub fn new(nodes: &DataFrame, mut persons: DataFrame) -> PolarsResult<Self> {
         // One chunk per column: Polars gathers text from a column of several chunks value by
@@ -178,11 +179,6 @@ impl PersonLookup {
         }
         drop(row_of);
         Ok(Self { persons, kinds })
-    }
-
-    /// The persons frame the rows point into.
-    pub fn persons(&self) -> &DataFrame {
-        &self.persons
     }
 
     /// Each event's person row (`PERSON`), by the first of its identifiers that is known.
