@@ -54,11 +54,11 @@ fn usable(c: &str) -> Expr {
 /// The distinct pairs of `specs` in `lf`, with how many rows carried each, in no particular
 /// order (the stage sorts a day's pairs of every source once, when it writes them).
 ///
-/// The rows are first grouped on every id column the specs name, at once (collected here):
-/// a day of events carries far fewer distinct combinations of its ids than rows, and each
-/// kind of pair is then grouped from those combinations, their row counts summed, rather
-/// than from every row again. The kinds are constants added after. Fails when Polars cannot
-/// group the rows or build the union.
+/// The rows are first grouped on every id column the specs name, at once (cached, so the
+/// kinds share one grouping): a day of events carries far fewer distinct combinations of its
+/// ids than rows, and each kind of pair is then grouped from those combinations, their row
+/// counts summed, rather than from every row again. The kinds are constants added after. Fails only when Polars
+/// cannot build the union.
 pub fn id_pairs(lf: LazyFrame, source: &str, specs: &[PairSpec]) -> PolarsResult<LazyFrame> {
     let mut id_columns: Vec<&str> = Vec::new();
     for (_, lc, _, rc) in specs {
@@ -71,13 +71,12 @@ pub fn id_pairs(lf: LazyFrame, source: &str, specs: &[PairSpec]) -> PolarsResult
     let combinations = lf
         .group_by(id_columns.iter().map(|c| col(*c)).collect::<Vec<_>>())
         .agg([len().cast(DataType::UInt64).alias("rows")])
-        .collect()?;
+        .cache();
     let parts: Vec<LazyFrame> = specs
         .iter()
         .map(|(lk, lc, rk, rc)| {
             combinations
                 .clone()
-                .lazy()
                 .filter(usable(lc).and(usable(rc)))
                 .group_by([col(*lc).alias("left_id"), col(*rc).alias("right_id")])
                 .agg([col("rows").sum()])
