@@ -9,6 +9,10 @@
 //! read) rebuild the whole range, each stage as its own release process so peak memory is per
 //! stage. Events per second = Mixpanel rows in / the stage's seconds. Medians and the
 //! eager/lazy ratio go to `benches/results/cleanse.json`.
+//!
+//! With `LTV_BENCH_DUCKDB` set to a Python that has `duckdb` (`pip install -r
+//! benches/duckdb/requirements.txt`), the Mixpanel part of cleanse is also timed against the
+//! same job in DuckDB, its output checked against ltv's ([`against_duckdb`]).
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
@@ -177,6 +181,9 @@ fn main() {
         events_in as f64 / lazy,
         eager / lazy
     );
+    let duckdb = std::env::var("LTV_BENCH_DUCKDB")
+        .ok()
+        .map(|python| against_duckdb(&python, lake.path(), &pipeline, &from, &to, runs));
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/results/cleanse.json");
     let doc = serde_json::json!({
@@ -186,6 +193,7 @@ fn main() {
         "eager_seconds": eager,
         "eager_over_lazy": eager / lazy,
         "events_per_second_cleanse_plus_process": events_in as f64 / lazy,
+        "mixpanel_only_against_duckdb": duckdb,
         "machine": "2 cores, 24 GiB; not pinned",
         "profile": if cfg!(debug_assertions) {
             "dev (cargo bench --profile dev: dependencies at opt-level 2, ltv at 1)"
@@ -195,4 +203,100 @@ fn main() {
     });
     std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
     println!("written to {}", path.display());
+}
+
+/// The raw tables the Mixpanel part of cleanse reads: the export and the FX sheet.
+const MIXPANEL_ONLY: [&str; 2] = ["raw/mixpanel_export", "raw/sheets_fx_rates"];
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// `ltv cleanse` on a copy of the lake that holds only what its Mixpanel part reads, against
+/// the same job written as DuckDB SQL (`benches/duckdb/cleanse_mixpanel.py`, run by
+/// `python`), alternating, `runs` times each. Every DuckDB run checks its output against the
+/// clean partitions ltv wrote (every column of every kept row, the identifier pairs, each
+/// quarantined row's key and reason, the rule counts), so the two timings are of the same
+/// work.
+fn against_duckdb(
+    python: &str,
+    lake: &std::path::Path,
+    pipeline: &std::path::Path,
+    from: &str,
+    to: &str,
+    runs: usize,
+) -> Value {
+    let dir = lake.parent().unwrap();
+    let mixpanel = tempfile::tempdir_in(dir).unwrap();
+    for table in MIXPANEL_ONLY {
+        copy_dir(&lake.join(table), &mixpanel.path().join(table));
+    }
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/duckdb/cleanse_mixpanel.py");
+    let (mut ltv_s, mut duck_s) = (Vec::new(), Vec::new());
+    let (mut ltv_peak, mut duck_peak) = (0u64, 0u64);
+    let mut rows_in = 0;
+    for run in 0..runs {
+        let out = ltv(
+            mixpanel.path(),
+            pipeline,
+            &["cleanse", "--json", "--from", from, "--to", to],
+        );
+        assert!(out["failures"].as_array().unwrap().is_empty(), "{out}");
+        let s = out["seconds"].as_f64().unwrap();
+        println!("run {run}: mixpanel-only cleanse, ltv: {s:.2} s");
+        ltv_s.push(s);
+        ltv_peak = ltv_peak.max(out["peak_memory_bytes"].as_u64().unwrap_or(0));
+
+        let target = tempfile::tempdir_in(dir).unwrap();
+        let done = Command::new(python)
+            .arg(&script)
+            .args(["--lake", mixpanel.path().to_str().unwrap()])
+            .args(["--out", target.path().to_str().unwrap()])
+            .args(["--from", from, "--to", to])
+            .args(["--check", mixpanel.path().to_str().unwrap()])
+            .output()
+            .expect("run the DuckDB job");
+        assert!(
+            done.status.success(),
+            "the DuckDB job failed or differs from ltv's output: {}{}",
+            String::from_utf8_lossy(&done.stdout),
+            String::from_utf8_lossy(&done.stderr)
+        );
+        let report: Value = serde_json::from_slice(&done.stdout).unwrap();
+        let s = report["seconds"].as_f64().unwrap();
+        println!(
+            "run {run}: mixpanel-only cleanse, DuckDB {}: {s:.2} s",
+            report["duckdb"]
+        );
+        duck_s.push(s);
+        duck_peak = duck_peak.max(report["peak_memory_bytes"].as_u64().unwrap());
+        rows_in = report["rows_in"].as_u64().unwrap();
+    }
+    let (l, d) = (median(ltv_s.clone()), median(duck_s.clone()));
+    let mib = |b: u64| b as f64 / 1_048_576.0;
+    println!(
+        "mixpanel-only cleanse of {rows_in} events: ltv {l:.2} s ({:.0} events/s, peak {:.0} MiB), \
+         DuckDB {d:.2} s ({:.0} events/s, peak {:.0} MiB); DuckDB / ltv = {:.2}",
+        rows_in as f64 / l,
+        mib(ltv_peak),
+        rows_in as f64 / d,
+        mib(duck_peak),
+        d / l
+    );
+    serde_json::json!({
+        "events": rows_in,
+        "ltv": { "median_seconds": l, "runs": ltv_s, "peak_memory_mib": mib(ltv_peak) },
+        "duckdb": { "median_seconds": d, "runs": duck_s, "peak_memory_mib": mib(duck_peak) },
+        "duckdb_over_ltv": d / l,
+    })
 }

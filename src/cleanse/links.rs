@@ -93,10 +93,68 @@ pub fn id_pairs(lf: LazyFrame, source: &str, specs: &[PairSpec]) -> PolarsResult
     concat(parts, UnionArgs::default())
 }
 
+/// The order a day's pairs are written in.
+pub const LINK_ORDER: [&str; 5] = ["source", "left_kind", "left_id", "right_kind", "right_id"];
+
+/// A day's pairs in [`LINK_ORDER`]. A day holds a handful of (source, left kind) groups, so
+/// the rows are split into those groups first and each group is sorted on its ids, the
+/// groups then put in order. Sorting the whole frame on all five columns compared the source
+/// and the kind, equal for most pairs of rows, at every step before reaching an id: for a
+/// day of 140,000 Mixpanel pairs that sort took 130-170 ms beside the other day in flight,
+/// a fifth of the time cleanse spent on the day.
+pub fn sort_links(links: DataFrame) -> PolarsResult<DataFrame> {
+    if links.height() == 0 {
+        return Ok(links);
+    }
+    let first = |g: &DataFrame, c: &str| -> PolarsResult<Option<String>> {
+        Ok(g.column(c)?.str()?.get(0).map(str::to_string))
+    };
+    let mut groups = links
+        .partition_by(["source", "left_kind"], true)?
+        .into_iter()
+        .map(|g| Ok(((first(&g, "source")?, first(&g, "left_kind")?), g)))
+        .collect::<PolarsResult<Vec<_>>>()?;
+    // Nulls first, as the frame's own sort puts them.
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut sorted = links.clear();
+    for (_, group) in groups {
+        sorted.vstack_mut(&group.sort(&LINK_ORDER[2..], SortMultipleOptions::default())?)?;
+    }
+    Ok(sorted)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_sorted_by_group_are_in_the_order_of_a_sort_on_all_five_columns() {
+        // Two kinds share a left kind and interleave on the left id; two sources.
+        let links = df!(
+            "source" => ["raw.b", "raw.a", "raw.a", "raw.a", "raw.a", "raw.b", "raw.a"],
+            "left_kind" => ["device_id", "user_id", "device_id", "device_id", "device_id", "device_id", "device_id"],
+            "left_id" => ["d1", "u1", "d2", "d1", "d1", "d0", "d2"],
+            "right_kind" => ["user_id", "appsflyer_id", "user_id", "user_id", "appsflyer_id", "user_id", "appsflyer_id"],
+            "right_id" => ["u1", "af1", "u9", "u2", "af1", "u0", "af0"],
+            "rows" => [1u64, 2, 3, 4, 5, 6, 7],
+        )
+        .unwrap();
+        let want = links
+            .sort(LINK_ORDER, SortMultipleOptions::default())
+            .unwrap();
+        let got = sort_links(links).unwrap();
+        assert!(got.equals(&want), "{got}\n{want}");
+        let rows: Vec<u64> = got
+            .column("rows")
+            .unwrap()
+            .u64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        assert_eq!(rows, [5, 4, 7, 3, 2, 6, 1]);
+        assert_eq!(sort_links(got.clear()).unwrap().height(), 0);
+    }
 
     #[test]
     fn each_kind_of_pair_counts_the_rows_that_carry_both_usable_ids() {

@@ -18,7 +18,7 @@ use super::channels::{
 };
 use super::dedup::MIXPANEL_EVENT_KEY;
 use super::fx::fx_table;
-use super::links::{APPSFLYER_PAIRS, MIXPANEL_PAIRS, id_pairs};
+use super::links::{APPSFLYER_PAIRS, MIXPANEL_PAIRS, id_pairs, sort_links};
 use super::mixpanel::{Normalisation, clean_mixpanel_events, clean_mixpanel_events_eager};
 use super::normalise::polars_zone;
 use super::profiles::clean_profiles;
@@ -437,14 +437,8 @@ impl Context {
             if !day.links.is_empty() {
                 // Each source's pairs are already distinct, and no two sources share a name:
                 // the day's links only need their order.
-                let links = concat(day.links, UnionArgs::default())
-                    .and_then(|lf| {
-                        lf.sort(
-                            ["source", "left_kind", "left_id", "right_kind", "right_id"],
-                            SortMultipleOptions::default(),
-                        )
-                        .collect()
-                    })
+                let links = tracing::debug_span!("links")
+                    .in_scope(|| sort_links(concat(day.links, UnionArgs::default())?.collect()?))
                     .map_err(&err)?;
                 self.write(out, "clean.id_links", dt, links).await?;
             }
