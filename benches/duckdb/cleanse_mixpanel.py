@@ -14,9 +14,10 @@ What it does not do that ltv does: a SHA-256 of every file, a manifest swapped i
 schema validation, and replacing only this stage's rows in shared tables. Those are ltv's cost
 of keeping the lake whole; they are small next to the rules and the Parquet work.
 
-With --check LAKE, every day's output is compared with LAKE's `clean.mixpanel_events` (every
-column, as multisets) and the counts of its `clean.data_quality` rows for the source; any
-difference fails. That is what makes the timing a comparison of the same job.
+With --check LAKE, every day's output is compared with LAKE's clean layer as multisets: every
+column of `clean.mixpanel_events`, the `clean.id_links` pairs, each quarantined row's key, rule
+and reason, and the source's rule counts in `clean.data_quality`; any difference fails. That
+is what makes the timing a comparison of the same job.
 
 Prints one JSON object: seconds (the days' work, the connection and the FX table included),
 peak resident memory of this process up to then (the check comes after both), rows in and
