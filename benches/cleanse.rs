@@ -10,9 +10,10 @@
 //! stage. Events per second = Mixpanel rows in / the stage's seconds. Medians and the
 //! eager/lazy ratio go to `benches/results/cleanse.json`.
 //!
-//! With `LTV_BENCH_DUCKDB` set to a Python that has `duckdb` (`pip install -r
-//! benches/duckdb/requirements.txt`), the Mixpanel part of cleanse is also timed against the
-//! same job in DuckDB, its output checked against ltv's ([`against_duckdb`]).
+//! With `LTV_BENCH_BASELINES` set to a Python that has DuckDB and pandas (`pip install -r
+//! benches/baselines/requirements.txt`), the Mixpanel part of cleanse is also timed against
+//! the same job in DuckDB and in pandas, their output checked against ltv's
+//! ([`against_baselines`]).
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
@@ -181,9 +182,9 @@ fn main() {
         events_in as f64 / lazy,
         eager / lazy
     );
-    let duckdb = std::env::var("LTV_BENCH_DUCKDB")
+    let baselines = std::env::var("LTV_BENCH_BASELINES")
         .ok()
-        .map(|python| against_duckdb(&python, lake.path(), &pipeline, &from, &to, runs));
+        .map(|python| against_baselines(&python, lake.path(), &pipeline, &from, &to, runs));
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/results/cleanse.json");
     let doc = serde_json::json!({
@@ -193,7 +194,7 @@ fn main() {
         "eager_seconds": eager,
         "eager_over_lazy": eager / lazy,
         "events_per_second_cleanse_plus_process": events_in as f64 / lazy,
-        "mixpanel_only_against_duckdb": duckdb,
+        "mixpanel_only_against_baselines": baselines,
         "machine": "2 cores, 24 GiB; not pinned",
         "profile": if cfg!(debug_assertions) {
             "dev (cargo bench --profile dev: dependencies at opt-level 2, ltv at 1)"
@@ -222,12 +223,12 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 }
 
 /// `ltv cleanse` on a copy of the lake that holds only what its Mixpanel part reads, against
-/// the same job written as DuckDB SQL (`benches/duckdb/cleanse_mixpanel.py`, run by
-/// `python`), alternating, `runs` times each. Every DuckDB run checks its output against the
-/// clean partitions ltv wrote (every column of every kept row, the identifier pairs, each
-/// quarantined row's key and reason, the rule counts), so the two timings are of the same
-/// work.
-fn against_duckdb(
+/// the same job written for DuckDB (SQL) and for pandas (`benches/baselines/cleanse_mixpanel.py`,
+/// run by `python`), alternating, `runs` times each. Every baseline run checks its output
+/// against the clean partitions ltv wrote (every column of every kept row, the identifier
+/// pairs, each quarantined row's key and reason, the rule counts), so the timings are of the
+/// same work.
+fn against_baselines(
     python: &str,
     lake: &std::path::Path,
     pipeline: &std::path::Path,
@@ -240,63 +241,75 @@ fn against_duckdb(
     for table in MIXPANEL_ONLY {
         copy_dir(&lake.join(table), &mixpanel.path().join(table));
     }
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/duckdb/cleanse_mixpanel.py");
-    let (mut ltv_s, mut duck_s) = (Vec::new(), Vec::new());
-    let (mut ltv_peak, mut duck_peak) = (0u64, 0u64);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("benches/baselines/cleanse_mixpanel.py");
+    let engines = ["ltv", "duckdb", "pandas"];
+    let mut seconds = std::collections::BTreeMap::<&str, Vec<f64>>::new();
+    let mut peaks = std::collections::BTreeMap::<&str, u64>::new();
+    let mut versions = std::collections::BTreeMap::<&str, String>::new();
     let mut rows_in = 0;
     for run in 0..runs {
-        let out = ltv(
-            mixpanel.path(),
-            pipeline,
-            &["cleanse", "--json", "--from", from, "--to", to],
-        );
-        assert!(out["failures"].as_array().unwrap().is_empty(), "{out}");
-        let s = out["seconds"].as_f64().unwrap();
-        println!("run {run}: mixpanel-only cleanse, ltv: {s:.2} s");
-        ltv_s.push(s);
-        ltv_peak = ltv_peak.max(out["peak_memory_bytes"].as_u64().unwrap_or(0));
-
-        let target = tempfile::tempdir_in(dir).unwrap();
-        let done = Command::new(python)
-            .arg(&script)
-            .args(["--lake", mixpanel.path().to_str().unwrap()])
-            .args(["--out", target.path().to_str().unwrap()])
-            .args(["--from", from, "--to", to])
-            .args(["--check", mixpanel.path().to_str().unwrap()])
-            .output()
-            .expect("run the DuckDB job");
-        assert!(
-            done.status.success(),
-            "the DuckDB job failed or differs from ltv's output: {}{}",
-            String::from_utf8_lossy(&done.stdout),
-            String::from_utf8_lossy(&done.stderr)
-        );
-        let report: Value = serde_json::from_slice(&done.stdout).unwrap();
-        let s = report["seconds"].as_f64().unwrap();
-        println!(
-            "run {run}: mixpanel-only cleanse, DuckDB {}: {s:.2} s",
-            report["duckdb"]
-        );
-        duck_s.push(s);
-        duck_peak = duck_peak.max(report["peak_memory_bytes"].as_u64().unwrap());
-        rows_in = report["rows_in"].as_u64().unwrap();
+        for engine in engines {
+            let (s, peak) = if engine == "ltv" {
+                let out = ltv(
+                    mixpanel.path(),
+                    pipeline,
+                    &["cleanse", "--json", "--from", from, "--to", to],
+                );
+                assert!(out["failures"].as_array().unwrap().is_empty(), "{out}");
+                let peak = out["peak_memory_bytes"].as_u64().unwrap_or(0);
+                (out["seconds"].as_f64().unwrap(), peak)
+            } else {
+                let target = tempfile::tempdir_in(dir).unwrap();
+                let done = Command::new(python)
+                    .arg(&script)
+                    .args(["--engine", engine])
+                    .args(["--lake", mixpanel.path().to_str().unwrap()])
+                    .args(["--out", target.path().to_str().unwrap()])
+                    .args(["--from", from, "--to", to])
+                    .args(["--check", mixpanel.path().to_str().unwrap()])
+                    .output()
+                    .expect("run the baseline job");
+                assert!(
+                    done.status.success(),
+                    "the {engine} job failed or differs from ltv's output: {}{}",
+                    String::from_utf8_lossy(&done.stdout),
+                    String::from_utf8_lossy(&done.stderr)
+                );
+                let report: Value = serde_json::from_slice(&done.stdout).unwrap();
+                rows_in = report["rows_in"].as_u64().unwrap();
+                versions.insert(engine, report["engine"].as_str().unwrap().to_string());
+                let peak = report["peak_memory_bytes"].as_u64().unwrap();
+                (report["seconds"].as_f64().unwrap(), peak)
+            };
+            println!("run {run}: mixpanel-only cleanse, {engine}: {s:.2} s");
+            seconds.entry(engine).or_default().push(s);
+            let p = peaks.entry(engine).or_default();
+            *p = (*p).max(peak);
+        }
     }
-    let (l, d) = (median(ltv_s.clone()), median(duck_s.clone()));
     let mib = |b: u64| b as f64 / 1_048_576.0;
-    println!(
-        "mixpanel-only cleanse of {rows_in} events: ltv {l:.2} s ({:.0} events/s, peak {:.0} MiB), \
-         DuckDB {d:.2} s ({:.0} events/s, peak {:.0} MiB); DuckDB / ltv = {:.2}",
-        rows_in as f64 / l,
-        mib(ltv_peak),
-        rows_in as f64 / d,
-        mib(duck_peak),
-        d / l
-    );
-    serde_json::json!({
-        "events": rows_in,
-        "ltv": { "median_seconds": l, "runs": ltv_s, "peak_memory_mib": mib(ltv_peak) },
-        "duckdb": { "median_seconds": d, "runs": duck_s, "peak_memory_mib": mib(duck_peak) },
-        "duckdb_over_ltv": d / l,
-    })
+    let ltv_median = median(seconds["ltv"].clone());
+    let mut doc = serde_json::Map::new();
+    doc.insert("events".into(), rows_in.into());
+    println!("mixpanel-only cleanse of {rows_in} events:");
+    for engine in engines {
+        let m = median(seconds[engine].clone());
+        let version = versions.get(engine).map_or("ltv", String::as_str);
+        println!(
+            "  {version:<14} {m:>7.2} s {:>10.0} events/s  peak {:>6.0} MiB  {:.2} x ltv's time",
+            rows_in as f64 / m,
+            mib(peaks[engine]),
+            m / ltv_median
+        );
+        doc.insert(
+            engine.into(),
+            serde_json::json!({
+                "version": version, "median_seconds": m, "runs": seconds[engine],
+                "events_per_second": rows_in as f64 / m, "peak_memory_mib": mib(peaks[engine]),
+                "over_ltv": m / ltv_median,
+            }),
+        );
+    }
+    Value::Object(doc)
 }

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""The Mixpanel part of `ltv cleanse`, written as DuckDB SQL: the yardstick `cargo bench
---bench cleanse` measures ltv against (set LTV_BENCH_DUCKDB to a Python that has duckdb).
+"""The Mixpanel part of `ltv cleanse`, written as DuckDB SQL (`--engine duckdb`, the default)
+and with pandas (`--engine pandas`, in `pandas_job.py`): the yardsticks `cargo bench --bench
+cleanse` measures ltv against (set LTV_BENCH_BASELINES to a Python that has the packages of
+`requirements.txt`).
 
 For every day of the range it reads the day's `raw.mixpanel_export` partition from an ltv lake
 (the files its manifest names) and does what cleanse does with it: the malformed rules, then
@@ -292,19 +294,7 @@ def check_day(con, out, lake, day):
     )
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--lake", required=True, help="ltv lake (local directory) to read raw from")
-    p.add_argument("--out", required=True, help="directory to write the clean tables under")
-    p.add_argument("--from", dest="start", required=True, type=dt.date.fromisoformat)
-    p.add_argument("--to", dest="end", required=True, type=dt.date.fromisoformat)
-    p.add_argument("--zone", default="Asia/Seoul", help="reporting time zone")
-    p.add_argument("--currency", default="USD", help="reporting currency")
-    p.add_argument("--threads", type=int, default=os.cpu_count())
-    p.add_argument("--check", metavar="LAKE", help="ltv lake whose clean layer must match")
-    args = p.parse_args()
-
-    started = time.perf_counter()
+def run_duckdb(args):
     con = duckdb.connect()
     con.execute(f"SET threads = {args.threads}")
     con.execute("SET TimeZone = 'UTC'")
@@ -318,12 +308,57 @@ def main():
         n_in, n_kept = write_day(con, args.out, day, "duckdb")
         rows_in += n_in
         rows_kept += n_kept
+    return rows_in, rows_kept, duckdb.__version__
+
+
+def run_pandas(args):
+    import pandas
+    import pandas_job
+
+    def usable(ids):
+        return ids.notna() & (ids != "") & ~ids.isin(PLACEHOLDERS)
+
+    fx_files = partition_files(
+        args.lake, "raw.sheets_fx_rates", latest_partition(args.lake, "raw.sheets_fx_rates"))
+    fx = pandas_job.fx_table(fx_files, args.end)
+    rows_in = rows_kept = 0
+    for day in days_of(args.start, args.end):
+        files = partition_files(args.lake, "raw.mixpanel_export", day)
+        if files is None:
+            continue
+        marked, reason = pandas_job.mark(files, fx, args.zone, args.currency, DUPLICATE)
+        n_in, n_kept = pandas_job.write_day(
+            marked, reason, args.out, day, "pandas", SOURCE, PAIRS, usable)
+        rows_in += n_in
+        rows_kept += n_kept
+    return rows_in, rows_kept, pandas.__version__
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--lake", required=True, help="ltv lake (local directory) to read raw from")
+    p.add_argument("--out", required=True, help="directory to write the clean tables under")
+    p.add_argument("--from", dest="start", required=True, type=dt.date.fromisoformat)
+    p.add_argument("--to", dest="end", required=True, type=dt.date.fromisoformat)
+    p.add_argument("--zone", default="Asia/Seoul", help="reporting time zone")
+    p.add_argument("--currency", default="USD", help="reporting currency")
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--check", metavar="LAKE", help="ltv lake whose clean layer must match")
+    p.add_argument("--engine", choices=["duckdb", "pandas"], default="duckdb")
+    args = p.parse_args()
+
+    started = time.perf_counter()
+    if args.engine == "duckdb":
+        rows_in, rows_kept, version = run_duckdb(args)
+    else:
+        rows_in, rows_kept, version = run_pandas(args)
     seconds = time.perf_counter() - started
     # The job's high-water mark, before the check reads both outputs.
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
     problems = []
     if args.check:
+        con = duckdb.connect()
         for day in days_of(args.start, args.end):
             if partition_files(args.lake, "raw.mixpanel_export", day) is not None:
                 problems += check_day(con, args.out, args.check, day)
@@ -332,8 +367,8 @@ def main():
         "peak_memory_bytes": peak,
         "rows_in": rows_in,
         "rows_kept": rows_kept,
-        "duckdb": duckdb.__version__,
-        "threads": args.threads,
+        "engine": f"{args.engine} {version}",
+        "threads": args.threads if args.engine == "duckdb" else 1,
         "problems": problems,
     }))
     if problems:
