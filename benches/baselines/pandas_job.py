@@ -1,6 +1,7 @@
 """The same Mixpanel cleanse as `cleanse_mixpanel.py`'s SQL, written with pandas (pyarrow for
-Parquet, as pandas itself reads and writes it): `cleanse_mixpanel.py --engine pandas`. One
-thread, as pandas runs; the rules in the same order, each row rejected by the first that fires.
+Parquet, as pandas itself reads and writes it): `cleanse_mixpanel.py --engine pandas`. pandas'
+own operations run on one thread (pyarrow's Parquet reads and writes use its thread pool); the
+rules run in the same order, each row rejected by the first that fires.
 """
 
 import json
