@@ -6,6 +6,7 @@ use std::hash::BuildHasher;
 
 use polars::prelude::*;
 
+use super::installs::backfill;
 use crate::cleanse::reject::{reject_where_with, with_reject};
 
 /// The columns of `clean.events` (`dt` included), in schema order, plus the reject reason.
@@ -212,6 +213,7 @@ pub fn attach_person(events: DataFrame, lookup: &PersonLookup) -> PolarsResult<D
 /// Time since install, the app user id filled from the person, and the flags.
 pub fn attach_install(events: LazyFrame) -> LazyFrame {
     let since_ms = col("time").cast(DataType::Int64) - col("install_time").cast(DataType::Int64);
+    let [user_id_filled, user_id] = backfill("user_id", "known_user_id");
     events.with_columns([
         since_ms
             .clone()
@@ -222,11 +224,8 @@ pub fn attach_install(events: LazyFrame) -> LazyFrame {
             .floor_div(lit(HOUR_MS))
             .cast(DataType::Int32)
             .alias("hours_since_install"),
-        col("user_id")
-            .is_null()
-            .and(col("known_user_id").is_not_null())
-            .alias("user_id_filled"),
-        coalesce(&[col("user_id"), col("known_user_id")]).alias("user_id"),
+        user_id_filled,
+        user_id,
         col("is_fraud").fill_null(lit(false)).alias("is_fraud"),
         col(PERSON).is_not_null().alias("_linked"),
     ])

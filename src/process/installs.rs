@@ -138,21 +138,31 @@ pub fn fill_ids(af: LazyFrame) -> LazyFrame {
             coalesce(&[col("install_advertising_id"), col("known_advertising_id")])
                 .alias("known_advertising_id"),
         )
-        .with_columns([
-            col("advertising_id")
-                .is_null()
-                .and(col("known_advertising_id").is_not_null())
-                .alias("advertising_id_filled"),
-            col("customer_user_id")
-                .is_null()
-                .and(col("known_user_id").is_not_null())
-                .alias("customer_user_id_filled"),
-            coalesce(&[col("advertising_id"), col("known_advertising_id")]).alias("advertising_id"),
-            coalesce(&[col("customer_user_id"), col("known_user_id")]).alias("customer_user_id"),
+        .with_columns(
+            [
+                backfill("advertising_id", "known_advertising_id"),
+                backfill("customer_user_id", "known_user_id"),
+            ]
+            .concat(),
+        )
+        .with_column(
             col("appsflyer_id")
                 .eq(col("user_key"))
                 .alias("is_first_install"),
-        ])
+        )
+}
+
+/// An id a row lacks, filled from what the identity knows (`known`), and the flag
+/// `<id>_filled` that says the row did not carry it itself. The two expressions go in one
+/// `with_columns`, so the flag sees the row's own id.
+pub fn backfill(id: &str, known: &str) -> [Expr; 2] {
+    [
+        col(id)
+            .is_null()
+            .and(col(known).is_not_null())
+            .alias(format!("{id}_filled")),
+        coalesce(&[col(id), col(known)]).alias(id),
+    ]
 }
 
 /// Protect360's verdicts (`clean.af_fraud_signals` of any day) as the fraud reason.
