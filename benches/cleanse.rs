@@ -7,8 +7,11 @@
 //! times and alternating, the lazy plans (one collect per partition, the pipeline's mode) and
 //! the eager ones (`--eager`: the same rule functions, collected after every rule, every column
 //! read) rebuild the whole range, each stage as its own release process so peak memory is per
-//! stage. Events per second = Mixpanel rows in / the stage's seconds. Medians and the
-//! eager/lazy ratio go to `benches/results/cleanse.json`.
+//! stage; so do the lazy plans with every day in batches of `LTV_BENCH_BATCH_ROWS` rows
+//! (default 131,072: the pipeline's `batch_rows`, small enough that this scale's days are
+//! batched too), to show what batches cost in time and save in memory. Events per second =
+//! Mixpanel rows in / the stage's seconds. Medians and the ratios go to
+//! `benches/results/cleanse.json`.
 //!
 //! With `LTV_BENCH_BASELINES` set to a Python that has DuckDB and pandas (`pip install -r
 //! benches/baselines/requirements.txt`), the Mixpanel part of cleanse is also timed against
@@ -44,8 +47,14 @@ fn ltv(lake: &std::path::Path, pipeline: &std::path::Path, args: &[&str]) -> Val
 /// hourly calls, an AppsFlyer call per million rows its daily ones) and the local server
 /// takes longer than a minute to render one day's export. One export in flight, as each
 /// day's body is held whole on both ends.
-fn bench_pipeline(dir: &std::path::Path) -> std::path::PathBuf {
+fn bench_pipeline(dir: &std::path::Path, batch_rows: Option<u32>) -> std::path::PathBuf {
     let mut doc: toml::Table = ltv::config::EMBEDDED_DEMO.parse().unwrap();
+    if let Some(rows) = batch_rows {
+        doc["pipeline"]
+            .as_table_mut()
+            .unwrap()
+            .insert("batch_rows".into(), toml::Value::Integer(rows.into()));
+    }
     let sources = doc["sources"].as_table_mut().unwrap();
     let lift = [
         ("mixpanel", "per_hour", 100_000, 1),
@@ -58,7 +67,10 @@ fn bench_pipeline(dir: &std::path::Path) -> std::path::PathBuf {
         s.insert("concurrency".into(), toml::Value::Integer(concurrency));
         s.insert("timeout_seconds".into(), toml::Value::Integer(3600));
     }
-    let path = dir.join("bench-pipeline.toml");
+    let path = dir.join(match batch_rows {
+        Some(_) => "bench-pipeline-batched.toml",
+        None => "bench-pipeline.toml",
+    });
     std::fs::write(&path, toml::to_string(&doc).unwrap()).unwrap();
     path
 }
@@ -96,7 +108,12 @@ fn main() {
     let lake = tempfile::tempdir_in(dir).unwrap();
     let (from, to, today) = (day(0), day(n - 1), day(n));
     let config = tempfile::tempdir().unwrap();
-    let pipeline = bench_pipeline(config.path());
+    let pipeline = bench_pipeline(config.path(), None);
+    let batch_rows: u32 = std::env::var("LTV_BENCH_BATCH_ROWS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(131_072);
+    let batched = bench_pipeline(config.path(), Some(batch_rows));
     ltv(
         lake.path(),
         &pipeline,
@@ -129,13 +146,18 @@ fn main() {
     let mut peaks = std::collections::BTreeMap::<String, u64>::new();
     let mut clean_events = 0;
     for run in 0..runs {
-        for mode in ["lazy", "eager"] {
+        for mode in ["lazy", "batched", "eager"] {
             for stage in ["cleanse", "process"] {
                 let mut args = vec![stage, "--json", "--from", &from, "--to", &to];
                 if mode == "eager" {
                     args.push("--eager");
                 }
-                let out = ltv(lake.path(), &pipeline, &args);
+                let config = if mode == "batched" {
+                    &batched
+                } else {
+                    &pipeline
+                };
+                let out = ltv(lake.path(), config, &args);
                 assert!(out["failures"].as_array().unwrap().is_empty(), "{out}");
                 if stage == "cleanse" {
                     clean_events = written(&out, "clean.mixpanel_events");
@@ -177,10 +199,13 @@ fn main() {
     }
     let lazy = medians["cleanse lazy"] + medians["process lazy"];
     let eager = medians["cleanse eager"] + medians["process eager"];
+    let in_batches = medians["cleanse batched"] + medians["process batched"];
     println!(
-        "cleanse + process: lazy {lazy:.2} s ({:.0} events/s), eager {eager:.2} s; eager / lazy = {:.2}",
+        "cleanse + process: lazy {lazy:.2} s ({:.0} events/s), eager {eager:.2} s; eager / lazy = {:.2}; \
+         in batches of {batch_rows} rows {in_batches:.2} s ({:.2} times lazy)",
         events_in as f64 / lazy,
-        eager / lazy
+        eager / lazy,
+        in_batches / lazy
     );
     let baselines = std::env::var("LTV_BENCH_BASELINES")
         .ok()
@@ -193,6 +218,9 @@ fn main() {
         "lazy_seconds": lazy,
         "eager_seconds": eager,
         "eager_over_lazy": eager / lazy,
+        "batch_rows_of_batched": batch_rows,
+        "batched_seconds": in_batches,
+        "batched_over_lazy": in_batches / lazy,
         "events_per_second_cleanse_plus_process": events_in as f64 / lazy,
         "mixpanel_only_against_baselines": baselines,
         "machine": "2 cores, 24 GiB; not pinned",

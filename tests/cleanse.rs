@@ -514,6 +514,27 @@ async fn the_clean_layer_matches_the_simulated_truth() {
     for (b, a) in before.iter().zip(&after) {
         assert!(b.equals_missing(a), "a rerun changed a clean table");
     }
+
+    // --- Each day's events cleansed in batches give the same layer. ---
+    let mut batched = config.clone();
+    batched.pipeline.batch_rows = NonZeroU32::new(1_000).unwrap();
+    clean_and_process(&batched, &lake).await;
+    let t = Registry::embedded()
+        .unwrap()
+        .get("clean.mixpanel_events")
+        .unwrap();
+    let parts = lake
+        .manifest(t, range().to)
+        .await
+        .unwrap()
+        .unwrap()
+        .files
+        .len();
+    assert!(parts > 1, "the last day was written in {parts} part(s)");
+    let in_batches: Vec<DataFrame> = futures_tables(&lake).await;
+    for (b, a) in before.iter().zip(&in_batches) {
+        assert!(b.equals_missing(a), "batches changed a clean table: {a}");
+    }
 }
 
 /// The clean tables without their run ids.

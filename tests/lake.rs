@@ -328,6 +328,59 @@ async fn a_rewrite_with_the_same_bytes_keeps_the_partitions_version() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_of_several_parts_rewritten_the_same_keeps_its_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+    let table = events_table();
+    let d = date("2026-01-02");
+    let write = |tags: [u64; 2]| {
+        let lake = lake.clone();
+        let table = table.clone();
+        async move {
+            let mut w = lake.partition_writer(&table, d);
+            for tag in tags {
+                w.write(events(5, tag)).await.unwrap();
+            }
+            w.commit_or_keep().await.unwrap()
+        }
+    };
+    let files_on_disk = || {
+        walk(dir.path())
+            .into_iter()
+            .filter(|p| p.extension().and_then(|x| x.to_str()) == Some("parquet"))
+            .count()
+    };
+    let first = write([1, 2]).await;
+    assert!(!first.unchanged);
+    assert_eq!(first.manifest.files.len(), 2);
+    let again = write([1, 2]).await;
+    assert!(again.unchanged);
+    assert_eq!(again.manifest, first.manifest);
+    assert_eq!(files_on_disk(), 2, "the rewrite's own files are deleted");
+    // The same rows split differently, or one part changed: a new version.
+    let reordered = write([2, 1]).await;
+    assert!(!reordered.unchanged);
+    assert_ne!(reordered.manifest.version, first.manifest.version);
+    assert_eq!(
+        user_ids(&read(&lake, &table, DateRange::day(d)).await).len(),
+        10
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_killed_at_its_last_file_leaves_the_old_partition_whole() {
     let store = Arc::new(common::FailingStore::default());
     let cache = tempfile::tempdir().unwrap();

@@ -93,6 +93,14 @@ pub fn id_pairs(lf: LazyFrame, source: &str, specs: &[PairSpec]) -> PolarsResult
     concat(parts, UnionArgs::default())
 }
 
+/// Pairs found in parts (the batches of a large day), as [`id_pairs`] gives them for the
+/// whole: each pair once, its rows summed.
+pub fn merge_pairs(parts: Vec<LazyFrame>) -> PolarsResult<LazyFrame> {
+    Ok(concat(parts, UnionArgs::default())?
+        .group_by(LINK_ORDER.map(col))
+        .agg([col("rows").sum()]))
+}
+
 /// The order a day's pairs are written in.
 pub const LINK_ORDER: [&str; 5] = ["source", "left_kind", "left_id", "right_kind", "right_id"];
 

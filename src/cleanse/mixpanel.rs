@@ -46,6 +46,13 @@ pub fn clean_mixpanel_events(raw: LazyFrame, key: &[String], norm: &Normalisatio
     let lf = with_reject(raw);
     let lf = reject_malformed_events(lf);
     let lf = reject_duplicate_events(lf, key);
+    finish_events(lf, norm)
+}
+
+/// The plan's rules after the duplicates, row by row: unknown currencies, then the report
+/// date and the reporting currency, in the clean columns. Shared with the batches of a large
+/// day ([`super::batches`]).
+pub fn finish_events(lf: LazyFrame, norm: &Normalisation) -> LazyFrame {
     let lf = lf.with_column(utc_date(col("time")).alias("_fx_date"));
     let lf = reject_unknown_currency(lf, "currency", "_fx_date", norm.fx.clone());
     let lf = normalise_events(lf, norm);
@@ -110,12 +117,19 @@ pub fn reject_malformed_events(lf: LazyFrame) -> LazyFrame {
 /// Mixpanel's duplicate rule by `key` (see [`mark_mixpanel_duplicates`]).
 pub fn reject_duplicate_events(lf: LazyFrame, key: &[String]) -> LazyFrame {
     let lf = mark_mixpanel_duplicates(lf, key);
-    reject_where(
-        lf,
-        col(DUPLICATE),
-        "duplicate",
-        "same event, distinct_id and $insert_id as an earlier row of the day",
-    )
+    reject_where(lf, col(DUPLICATE), "duplicate", DUPLICATE_DETAIL)
+}
+
+/// What a duplicate's quarantine reason says after `duplicate: `.
+const DUPLICATE_DETAIL: &str =
+    "same event, distinct_id and $insert_id as an earlier row of the day";
+
+/// Rejects as duplicates the rows whose `line` is in `lines`: the day's duplicates, found
+/// beforehand (see [`super::batches::duplicate_lines`]), with the reason
+/// [`reject_duplicate_events`] gives them.
+pub fn reject_listed_duplicates(lf: LazyFrame, lines: &Series) -> LazyFrame {
+    let listed = col("line").is_in(lit(lines.clone()).implode(false), false);
+    reject_where(lf, listed, "duplicate", DUPLICATE_DETAIL)
 }
 
 /// Report date, canonical platform, and revenue in the reporting currency at the FX rate of

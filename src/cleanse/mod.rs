@@ -5,6 +5,7 @@
 //! `clean.data_quality`.
 
 pub mod appsflyer;
+pub mod batches;
 pub mod channels;
 pub mod dedup;
 pub mod fraud;

@@ -13,12 +13,13 @@ use futures::StreamExt;
 use super::appsflyer::{
     EVENT_TABLES, FRAUD_TABLES, INSTALL_TABLES, clean_af_installs, fraud_signals,
 };
+use super::batches::{batches, clean_mixpanel_batch, duplicate_lines, key_hash};
 use super::channels::{
     CHANNEL_TABLES, ChannelContext, clean_channel_partition, clean_manual_costs,
 };
 use super::dedup::MIXPANEL_EVENT_KEY;
 use super::fx::fx_table;
-use super::links::{APPSFLYER_PAIRS, MIXPANEL_PAIRS, id_pairs, sort_links};
+use super::links::{APPSFLYER_PAIRS, MIXPANEL_PAIRS, id_pairs, merge_pairs, sort_links};
 use super::mixpanel::{Normalisation, clean_mixpanel_events, clean_mixpanel_events_eager};
 use super::normalise::polars_zone;
 use super::profiles::clean_profiles;
@@ -84,6 +85,8 @@ struct Context {
     /// Manual costs of the latest Sheets snapshot, by report date.
     manual_costs: BTreeMap<NaiveDate, DataFrame>,
     mode: PlanMode,
+    /// A day of Mixpanel events with more rows is cleansed in batches of this many.
+    batch_rows: u64,
 }
 
 /// One day's results that several sources add to.
@@ -121,11 +124,22 @@ impl Day {
 
     /// Records a split's counts under the source's rule chain and keeps its quarantine rows.
     fn record(&mut self, source: &str, rules: &[&str], rows_in: u64, s: &Split) {
+        self.count(source, rules, rows_in, &s.removed);
+        self.keep_quarantine(s);
+    }
+
+    fn keep_quarantine(&mut self, s: &Split) {
+        if s.quarantined.height() > 0 {
+            self.quarantine.push(s.quarantined.clone());
+        }
+    }
+
+    /// Records rows removed per rule under the source's rule chain.
+    fn count(&mut self, source: &str, rules: &[&str], rows_in: u64, removed: &[(String, u64)]) {
         let counts: Vec<RuleCount> = rules
             .iter()
             .map(|rule| {
-                let n = s
-                    .removed
+                let n = removed
                     .iter()
                     .find(|(r, _)| r == rule)
                     .map_or(0, |(_, n)| *n);
@@ -134,9 +148,6 @@ impl Day {
             .collect();
         self.quality
             .push(self.dt, STAGE, &self.run_id, source, rows_in, &counts);
-        if s.quarantined.height() > 0 {
-            self.quarantine.push(s.quarantined.clone());
-        }
     }
 }
 
@@ -166,6 +177,7 @@ impl Context {
             mixpanel_key,
             manual_costs,
             mode: PlanMode::Lazy,
+            batch_rows: u64::from(config.pipeline.batch_rows.get()),
         })
     }
 
@@ -182,6 +194,15 @@ impl Context {
 
     /// The raw partition of `source` on `dt`, or `None` when it was never landed.
     async fn raw(&self, source: &str, dt: NaiveDate) -> Result<Option<LazyFrame>, CleanseError> {
+        Ok(self.raw_counted(source, dt).await?.map(|(lf, _)| lf))
+    }
+
+    /// [`Context::raw`] with the partition's row count.
+    async fn raw_counted(
+        &self,
+        source: &str,
+        dt: NaiveDate,
+    ) -> Result<Option<(LazyFrame, u64)>, CleanseError> {
         let t = table(source)?;
         let Some(manifest) = self.lake.manifest(t, dt).await? else {
             return Ok(None);
@@ -204,7 +225,7 @@ impl Context {
         probe
             .collect_schema()
             .map_err(partition_error(source, dt))?;
-        Ok(Some(lf))
+        Ok(Some((lf, manifest.rows)))
     }
 
     async fn write(
@@ -224,10 +245,13 @@ impl Context {
     async fn mixpanel(&self, day: &mut Day, out: &mut StageOutput) {
         let source = "raw.mixpanel_export";
         let result = async {
-            let Some(raw) = self.raw(source, day.dt).await? else {
+            let Some((raw, rows)) = self.raw_counted(source, day.dt).await? else {
                 return Ok(());
             };
             day.any_source = true;
+            if rows > self.batch_rows && self.mode == PlanMode::Lazy {
+                return self.mixpanel_in_batches(day, out, raw, rows).await;
+            }
             let err = partition_error(source, day.dt);
             // Rules mark rows and never drop them, so the marked frame holds every raw row.
             let marked = tracing::debug_span!("plan")
@@ -250,6 +274,57 @@ impl Context {
         }
         .await;
         out.check(source, day.dt, result);
+    }
+
+    /// A day of more than `batch_rows` events, a batch at a time (see [`super::batches`]).
+    /// Each batch's clean rows become a part file of the day's partition, committed once all
+    /// are written: a failure halfway leaves the previous partition whole. The day's pairs
+    /// are taken batch by batch and merged, so no batch is held past its write.
+    async fn mixpanel_in_batches(
+        &self,
+        day: &mut Day,
+        out: &mut StageOutput,
+        raw: LazyFrame,
+        rows: u64,
+    ) -> Result<(), CleanseError> {
+        let source = "raw.mixpanel_export";
+        let target = "clean.mixpanel_events";
+        let err = partition_error(source, day.dt);
+        let ranges = batches(rows, self.batch_rows);
+        let duplicates = tracing::debug_span!("duplicates", batches = ranges.len())
+            .in_scope(|| duplicate_lines(&raw, &self.mixpanel_key, &ranges, key_hash))
+            .map_err(&err)?;
+        let mut writer = self.lake.partition_writer(table(target)?, day.dt);
+        let mut rows_in = 0;
+        let mut removed: Vec<(String, u64)> = Vec::new();
+        let mut pairs = Vec::with_capacity(ranges.len());
+        for range in ranges {
+            let marked = tracing::debug_span!("plan", offset = range.0)
+                .in_scope(|| {
+                    clean_mixpanel_batch(raw.clone(), range, &duplicates, &self.norm).collect()
+                })
+                .map_err(&err)?;
+            rows_in += marked.height() as u64;
+            let s = split(marked, &day.origin(source, &["line"])).map_err(&err)?;
+            day.keep_quarantine(&s);
+            for (rule, n) in &s.removed {
+                match removed.iter_mut().find(|(r, _)| r == rule) {
+                    Some((_, total)) => *total += n,
+                    None => removed.push((rule.clone(), *n)),
+                }
+            }
+            let batch_pairs = id_pairs(s.kept.clone().lazy(), source, &MIXPANEL_PAIRS)
+                .and_then(|lf| lf.collect())
+                .map_err(&err)?;
+            pairs.push(batch_pairs.lazy());
+            writer.write(s.kept).await?;
+        }
+        day.count(source, &EVENT_RULES, rows_in, &removed);
+        day.links.push(merge_pairs(pairs).map_err(&err)?);
+        let written = writer.rows();
+        writer.commit_or_keep().await?;
+        out.written(target, day.dt, written);
+        Ok(())
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(dt = %day.dt))]

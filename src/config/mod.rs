@@ -90,6 +90,15 @@ pub struct PipelineSection {
     /// First report date the pipeline considers; absent means as far back as sources go.
     #[serde(default, deserialize_with = "de_opt_date")]
     pub history_start: Option<NaiveDate>,
+    /// Rows of one day's Mixpanel export cleansed at a time (default 2,097,152, eight
+    /// Parquet row groups). A larger day is read in batches of this many rows, so what
+    /// cleanse holds follows the batch rather than the day; a smaller one is one batch.
+    #[serde(default = "d_batch_rows")]
+    pub batch_rows: NonZeroU32,
+}
+
+fn d_batch_rows() -> NonZeroU32 {
+    NonZeroU32::MIN.saturating_add(2_097_151)
 }
 
 fn d_obs() -> Vec<u32> {

@@ -42,6 +42,7 @@ fn minimal_file_gets_defaults() {
     assert_eq!(c.pipeline.reporting_timezone, chrono_tz::Asia::Seoul);
     assert_eq!(c.pipeline.reporting_currency, Currency::USD);
     assert_eq!(c.pipeline.history_start, None);
+    assert_eq!(c.pipeline.batch_rows.get(), 2_097_152);
     assert_eq!(c.analysis, AnalysisSection::default());
     assert_eq!(c.analysis.observation_days, vec![1, 3, 7]);
     assert_eq!(c.analysis.primary_observation_days, 7);
@@ -174,6 +175,14 @@ fn unknown_source_lists_known_names() {
         assert!(e.contains(kind.name()), "{e} should list {kind}");
     }
     assert!(e.contains("test.toml:"), "{e}");
+}
+
+#[test]
+fn a_batch_of_no_rows_is_rejected() {
+    let e = err(&MINIMAL.replace("memory://\"", "memory://\"\nbatch_rows = 0"));
+    assert!(e.contains("pipeline.batch_rows"), "{e}");
+    let ok = parse(&MINIMAL.replace("memory://\"", "memory://\"\nbatch_rows = 1000")).unwrap();
+    assert_eq!(ok.pipeline.batch_rows.get(), 1000);
 }
 
 #[test]

@@ -222,6 +222,39 @@ impl PartitionWriter {
         }
     }
 
+    /// Commits this version, unless the partition's current one holds the same part files
+    /// byte for byte (same rows and SHA-256, in order, same schema version): then this
+    /// version's files are deleted and the current version stays, as
+    /// [`Lake::replace_partition`] keeps it for a partition of one part.
+    pub async fn commit_or_keep(self) -> Result<Replaced, LakeError> {
+        if let Some(current) = self.lake.manifest(&self.table, self.dt).await?
+            && self.holds_same_parts(&current)
+        {
+            for file in &self.files {
+                self.lake.delete_object(&file.path).await?;
+            }
+            tracing::debug!(version = %current.version, "Partition unchanged: kept its version.");
+            return Ok(Replaced {
+                manifest: current,
+                unchanged: true,
+            });
+        }
+        Ok(Replaced {
+            manifest: self.commit().await?,
+            unchanged: false,
+        })
+    }
+
+    /// Whether `current` has exactly this version's part files, by rows and SHA-256.
+    fn holds_same_parts(&self, current: &Manifest) -> bool {
+        current.schema_version == self.table.version
+            && current.rows == self.rows
+            && current.files.len() == self.files.len()
+            && current.files.iter().zip(&self.files).all(|(old, new)| {
+                old.rows == new.rows && old.sha256.is_some() && old.sha256 == new.sha256
+            })
+    }
+
     /// Makes this version the partition's current one with a single put.
     pub async fn commit(self) -> Result<Manifest, LakeError> {
         let manifest = Manifest {

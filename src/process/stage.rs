@@ -17,7 +17,8 @@ use super::installs::{
 };
 use super::new_events::{EventNames, STATE_KEY};
 use super::pairs::history_pairs;
-use super::user_daily::user_daily;
+use super::user_daily::{merge_user_daily, user_daily};
+use crate::cleanse::batches::batches;
 use crate::cleanse::links::{PROFILE_PAIRS, id_pairs};
 use crate::cleanse::quality::{QualityLog, RuleCount};
 use crate::cleanse::quarantine::{Origin, split};
@@ -122,6 +123,7 @@ pub async fn run_process_with(
         lookup,
         purchase_event: crate::features::FeatureParams::default().purchase_event,
         reporting_currency: config.pipeline.reporting_currency.code().to_string(),
+        batch_rows: u64::from(config.pipeline.batch_rows.get()),
     });
     // Days are independent given identity and persons: they run side by side.
     let mut days = pin!(day_tasks(range, |dt| {
@@ -159,9 +161,12 @@ pub async fn run_process_with(
 
     for k in 1..=extra_days {
         let dt = range.to + Duration::days(k);
-        match day_events.marked(dt).await? {
-            Some((_, activity)) => seen.add(activity).map_err(whole("clean.installs"))?,
-            None => break,
+        let Some((events, ranges)) = day_events.day(dt).await? else {
+            break;
+        };
+        for batch in ranges {
+            let (_, activity) = day_events.marked(&events, batch, dt)?;
+            seen.add(activity).map_err(whole("clean.installs"))?;
         }
     }
     write_installs(
@@ -289,6 +294,8 @@ struct DayEvents {
     lookup: PersonLookup,
     purchase_event: String,
     reporting_currency: String,
+    /// A day of events with more rows is processed in batches of this many.
+    batch_rows: u64,
 }
 
 /// One day of events processed and written: what the run adds up.
@@ -306,19 +313,37 @@ struct ProcessedDay {
 }
 
 impl DayEvents {
-    /// One day of `clean.mixpanel_events` through the events plan (people attached, test
-    /// people marked) with its activity, or `None` when the day was never cleansed.
-    async fn marked(
+    /// One day of `clean.mixpanel_events` and the row ranges it is processed in (one for a
+    /// day of up to `batch_rows` events), or `None` when the day was never cleansed.
+    async fn day(
         &self,
         dt: NaiveDate,
-    ) -> Result<Option<(DataFrame, DayActivity)>, CleanseError> {
+    ) -> Result<Option<(LazyFrame, Vec<(i64, IdxSize)>)>, CleanseError> {
         let t = table(EVENTS_SOURCE)?;
-        if self.lake.manifest(t, dt).await?.is_none() {
+        let Some(manifest) = self.lake.manifest(t, dt).await? else {
             return Ok(None);
-        }
+        };
         let events = self.lake.scan(t, DateRange::day(dt)).await?;
+        let mut ranges = batches(manifest.rows, self.batch_rows);
+        if ranges.is_empty() {
+            // A day known to hold no events still gets its (empty) partitions.
+            ranges.push((0, 0));
+        }
+        Ok(Some((events, ranges)))
+    }
+
+    /// One batch of a day's events through the events plan (people attached, test people
+    /// marked), with its activity. Every step of the plan is row by row, so a batch gives
+    /// the rows the whole day would.
+    fn marked(
+        &self,
+        events: &LazyFrame,
+        (offset, len): (i64, IdxSize),
+        dt: NaiveDate,
+    ) -> Result<(DataFrame, DayActivity), CleanseError> {
+        let events = events.clone().slice(offset, len);
         let err = partition_error(EVENTS_SOURCE, dt);
-        let marked = tracing::debug_span!("events_plan", %dt)
+        let marked = tracing::debug_span!("events_plan", %dt, offset)
             .in_scope(|| match self.mode {
                 PlanMode::Lazy => events_plan(events, &self.lookup)?.collect(),
                 PlanMode::Eager => events_plan_eager(events, &self.lookup),
@@ -328,31 +353,21 @@ impl DayEvents {
             end_ms: max_ms(&marked, "time"),
             firsts: first_activity_of(&marked).map_err(&err)?,
         };
-        Ok(Some((marked, activity)))
+        Ok((marked, activity))
     }
 
-    /// One day of events: split into kept and test rows, written as `clean.events` and
-    /// folded into `clean.user_daily`.
+    /// One day of events, a batch at a time: split into kept and test rows, written as
+    /// `clean.events` (a part file per batch, committed when all are written) and folded
+    /// into `clean.user_daily`.
     async fn process(
         &self,
         dt: NaiveDate,
         run_id: &str,
     ) -> Result<Option<ProcessedDay>, CleanseError> {
-        let Some((marked, activity)) = self.marked(dt).await? else {
+        let Some((events, ranges)) = self.day(dt).await? else {
             return Ok(None);
         };
         let err = partition_error(EVENTS_SOURCE, dt);
-        let names = marked
-            .clone()
-            .lazy()
-            .group_by([col("event")])
-            .agg([len().cast(DataType::UInt64).alias("events")])
-            .with_column(date_lit(dt).alias("dt"))
-            .collect()
-            .map_err(&err)?;
-        let rows_in = marked.height() as u64;
-        let filled = count_true(&marked, "user_id_filled");
-        let unlinked = marked.height() as u64 - count_true(&marked, "_linked");
         let origin = Origin {
             stage: STAGE,
             run_id,
@@ -360,39 +375,127 @@ impl DayEvents {
             dt,
             key: &["line"],
         };
-        let s = split(marked, &origin).map_err(&err)?;
-        let removed = s.removed.iter().map(|(_, n)| n).sum();
-        let kept = s.kept.drop_many(["_linked", PERSON]);
-        let daily = user_daily(
-            kept.clone().lazy(),
-            dt,
-            &self.purchase_event,
-            &self.reporting_currency,
-        )
-        .collect()
-        .map_err(&err)?;
+        let mut day = DayTotals::default();
+        let mut writer = self.lake.partition_writer(table("clean.events")?, dt);
+        let one_batch = ranges.len() == 1;
+        for batch in ranges {
+            let (marked, activity) = self.marked(&events, batch, dt)?;
+            day.activity.push(activity);
+            day.names.push(
+                marked
+                    .clone()
+                    .lazy()
+                    .group_by([col("event")])
+                    .agg([len().cast(DataType::UInt64).alias("events")])
+                    .with_column(date_lit(dt).alias("dt"))
+                    .collect()
+                    .map_err(&err)?,
+            );
+            day.rows_in += marked.height() as u64;
+            day.filled += count_true(&marked, "user_id_filled");
+            day.unlinked += marked.height() as u64 - count_true(&marked, "_linked");
+            let s = split(marked, &origin).map_err(&err)?;
+            day.removed += s.removed.iter().map(|(_, n)| n).sum::<u64>();
+            if s.quarantined.height() > 0 {
+                day.quarantined.push(s.quarantined);
+            }
+            let kept = s.kept.drop_many(["_linked", PERSON]);
+            day.daily.push(
+                user_daily(
+                    kept.clone().lazy(),
+                    dt,
+                    &self.purchase_event,
+                    &self.reporting_currency,
+                )
+                .collect()
+                .map_err(&err)?,
+            );
+            day.kept_rows += kept.height() as u64;
+            if one_batch {
+                // One part: written so that an unchanged day keeps its version unput.
+                self.lake
+                    .write_partition(table("clean.events")?, dt, kept)
+                    .await?;
+            } else {
+                writer.write(kept).await?;
+            }
+        }
+        if !one_batch {
+            writer.commit_or_keep().await?;
+        }
+        day.finish(self, dt, run_id).await.map(Some)
+    }
+}
+
+/// What the batches of one day add up to.
+#[derive(Default)]
+struct DayTotals {
+    activity: Vec<DayActivity>,
+    names: Vec<DataFrame>,
+    daily: Vec<DataFrame>,
+    quarantined: Vec<DataFrame>,
+    rows_in: u64,
+    removed: u64,
+    filled: u64,
+    unlinked: u64,
+    kept_rows: u64,
+}
+
+impl DayTotals {
+    /// Writes the day's `clean.user_daily` and hands back what the run adds up.
+    async fn finish(
+        self,
+        day_events: &DayEvents,
+        dt: NaiveDate,
+        run_id: &str,
+    ) -> Result<ProcessedDay, CleanseError> {
+        let err = partition_error(EVENTS_SOURCE, dt);
+        let stack = |frames: Vec<DataFrame>| -> PolarsResult<Option<DataFrame>> {
+            let mut frames = frames.into_iter();
+            let Some(mut all) = frames.next() else {
+                return Ok(None);
+            };
+            for f in frames {
+                all.vstack_mut(&f)?;
+            }
+            Ok(Some(all))
+        };
+        let daily = match self.daily.len() {
+            1 => stack(self.daily),
+            _ => merge_user_daily(self.daily.into_iter().map(DataFrame::lazy).collect())
+                .and_then(|lf| lf.collect())
+                .map(Some),
+        }
+        .map_err(&err)?
+        .ok_or_else(|| err(PolarsError::NoData("a day without batches".into())))?;
         let mut written = StageOutput::new(STAGE, run_id);
-        let rows = kept.height() as u64;
-        self.lake
-            .write_partition(table("clean.events")?, dt, kept)
-            .await?;
-        written.written("clean.events", dt, rows);
+        written.written("clean.events", dt, self.kept_rows);
         let rows = daily.height() as u64;
-        self.lake
+        day_events
+            .lake
             .write_partition(table("clean.user_daily")?, dt, daily)
             .await?;
         written.written("clean.user_daily", dt, rows);
-        Ok(Some(ProcessedDay {
+        let mut firsts = Vec::with_capacity(self.activity.len());
+        let mut end_ms = None;
+        for a in self.activity {
+            end_ms = end_ms.max(a.end_ms);
+            firsts.push(a.firsts);
+        }
+        Ok(ProcessedDay {
             dt,
-            names,
-            activity,
-            rows_in,
-            removed,
-            filled,
-            unlinked,
-            quarantined: (s.quarantined.height() > 0).then_some(s.quarantined),
+            names: stack(self.names).map_err(&err)?.unwrap_or_default(),
+            activity: DayActivity {
+                firsts: stack(firsts).map_err(&err)?.unwrap_or_default(),
+                end_ms,
+            },
+            rows_in: self.rows_in,
+            removed: self.removed,
+            filled: self.filled,
+            unlinked: self.unlinked,
+            quarantined: stack(self.quarantined).map_err(&err)?,
             written,
-        }))
+        })
     }
 }
 

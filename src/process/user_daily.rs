@@ -69,6 +69,23 @@ pub fn user_daily(
         .sort(["user_key", "day_n"], SortMultipleOptions::default())
 }
 
+/// [`user_daily`] of the batches of one day, as one: the rows of a person and day in
+/// several batches added up (events, purchases and revenue summed, the last event the latest).
+pub fn merge_user_daily(parts: Vec<LazyFrame>) -> PolarsResult<LazyFrame> {
+    Ok(concat(parts, UnionArgs::default())?
+        .group_by([col("user_key"), col("day_n")])
+        .agg([
+            col("dt").first(),
+            col("events").sum().cast(DataType::UInt32),
+            col("purchases").sum().cast(DataType::UInt32),
+            col("reporting_currency").first(),
+            col("revenue_reporting_micros").sum(),
+            col("last_event_ms").max(),
+        ])
+        .select(COLUMNS.map(col))
+        .sort(["user_key", "day_n"], SortMultipleOptions::default()))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -107,6 +124,20 @@ mod tests {
         .unwrap()
         .clone()
         .lazy()
+    }
+
+    #[test]
+    fn batches_merged_give_the_whole_days_rows() {
+        let day = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
+        let whole = user_daily(events(), day, "purchase", "KRW")
+            .collect()
+            .unwrap();
+        // `a`'s day 0 falls in both batches.
+        let parts = [(0, 2), (2, 4)]
+            .map(|(offset, len)| user_daily(events().slice(offset, len), day, "purchase", "KRW"))
+            .to_vec();
+        let merged = merge_user_daily(parts).unwrap().collect().unwrap();
+        assert!(merged.equals_missing(&whole), "{merged}\n{whole}");
     }
 
     #[test]
