@@ -27,7 +27,7 @@ use polars::prelude::{DataType, Expr, lit};
 
 use crate::config::StoreLocation;
 
-pub use fold::{ADVANCE_DAYS, FoldKey, Folding, SettledFold, unfolded_from};
+pub use fold::{ADVANCE_DAYS, FOLD_CHUNK_ROWS, FoldKey, Folding, SettledFold, unfolded_from};
 pub use manifest::{Manifest, ManifestFile};
 pub use sweep::SweepReport;
 pub use write::{PartitionWriter, Replaced};

@@ -14,7 +14,7 @@ use polars::prelude::*;
 
 use super::MartStageError;
 use super::build::{add_user_totals, user_totals};
-use crate::lake::{DateRange, FoldKey, Folding, Lake, unfolded_from};
+use crate::lake::{DateRange, FOLD_CHUNK_ROWS, FoldKey, Folding, Lake, unfolded_from};
 use crate::schema::Registry;
 
 const STATE_KEY: &str = "mart/user_totals";
@@ -44,6 +44,7 @@ pub async fn history_user_totals(
                 add_user_totals(folded.lazy(), fresh.collect()?.lazy(), ladder)?.collect()
             }
         },
+        chunk_rows: FOLD_CHUNK_ROWS,
     };
     let settled = lake
         .settled_fold(&key, table, &versions, recent_days, &folding)

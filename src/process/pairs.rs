@@ -18,7 +18,7 @@ use polars::prelude::*;
 
 use super::identity::{Edges, fold_links, intern_pairs};
 use crate::cleanse::{CleanseError, table};
-use crate::lake::{DateRange, FoldKey, Folding, Lake, unfolded_from};
+use crate::lake::{DateRange, FOLD_CHUNK_ROWS, FoldKey, Folding, Lake, unfolded_from};
 
 const STATE_KEY: &str = "process/id_pairs";
 /// Saved with the fold: a fold saved as string pairs (before the graph was kept interned)
@@ -62,6 +62,16 @@ pub async fn history_pairs(
     recent_days: u32,
     extra: Option<LazyFrame>,
 ) -> Result<HistoryPairs, CleanseError> {
+    history_pairs_in_runs(lake, recent_days, extra, FOLD_CHUNK_ROWS).await
+}
+
+/// [`history_pairs`], the settled days read in runs of at most `chunk_rows` link rows.
+async fn history_pairs_in_runs(
+    lake: &Lake,
+    recent_days: u32,
+    extra: Option<LazyFrame>,
+    chunk_rows: u64,
+) -> Result<HistoryPairs, CleanseError> {
     let t = table(LINKS)?;
     let versions = lake.partition_versions(t).await?;
     let key = FoldKey {
@@ -72,6 +82,7 @@ pub async fn history_pairs(
     let folding = Folding {
         fold: fold_links,
         add: |interned: Option<DataFrame>, fresh| intern_pairs(interned.as_ref(), fresh),
+        chunk_rows,
     };
     let settled = lake
         .settled_fold(&key, t, &versions, recent_days, &folding)
@@ -233,6 +244,27 @@ mod tests {
             .await
             .unwrap();
         flat(&Edges::from_pairs(fold_links(all).collect().unwrap()).unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_settled_days_folded_a_few_at_a_time_give_the_same_graph() {
+        let lake = Lake::open("memory://").unwrap();
+        for n in 0..20u32 {
+            let devices: Vec<u32> = (0..40).filter(|i| (n + i) % 3 == 0).collect();
+            land(&lake, day(i64::from(n)), &devices).await;
+        }
+        let whole = full_fold(&lake).await;
+        // 13 or 14 rows a day: runs of one day, of two, and all at once.
+        for chunk_rows in [1, 30, u64::MAX] {
+            let _ = lake
+                .delete_object(&format!("_state/{STATE_KEY}.json"))
+                .await;
+            let pairs = history_pairs_in_runs(&lake, 7, None, chunk_rows)
+                .await
+                .unwrap();
+            assert_eq!(pairs.saved_through, Some(day(12)), "folded afresh");
+            assert_eq!(flat(&pairs.edges), whole, "runs of {chunk_rows} rows");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
