@@ -19,7 +19,7 @@ use super::channels::{
 };
 use super::dedup::MIXPANEL_EVENT_KEY;
 use super::fx::fx_table;
-use super::links::{APPSFLYER_PAIRS, MIXPANEL_PAIRS, id_pairs, merge_pairs, sort_links};
+use super::links::{APPSFLYER_PAIRS, BatchPairs, MIXPANEL_PAIRS, id_pairs, sort_links};
 use super::mixpanel::{Normalisation, clean_mixpanel_events, clean_mixpanel_events_eager};
 use super::normalise::polars_zone;
 use super::profiles::clean_profiles;
@@ -297,7 +297,7 @@ impl Context {
         let mut writer = self.lake.partition_writer(table(target)?, day.dt);
         let mut rows_in = 0;
         let mut removed: Vec<(String, u64)> = Vec::new();
-        let mut pairs = Vec::with_capacity(ranges.len());
+        let mut pairs = BatchPairs::new(self.batch_rows as usize);
         for range in ranges {
             let marked = tracing::debug_span!("plan", offset = range.0)
                 .in_scope(|| {
@@ -313,14 +313,13 @@ impl Context {
                     None => removed.push((rule.clone(), *n)),
                 }
             }
-            let batch_pairs = id_pairs(s.kept.clone().lazy(), source, &MIXPANEL_PAIRS)
-                .and_then(|lf| lf.collect())
+            id_pairs(s.kept.clone().lazy(), source, &MIXPANEL_PAIRS)
+                .and_then(|lf| pairs.add(lf.collect()?))
                 .map_err(&err)?;
-            pairs.push(batch_pairs.lazy());
             writer.write(s.kept).await?;
         }
         day.count(source, &EVENT_RULES, rows_in, &removed);
-        day.links.push(merge_pairs(pairs).map_err(&err)?);
+        day.links.push(pairs.finish().map_err(&err)?);
         let written = writer.rows();
         writer.commit_or_keep().await?;
         out.written(target, day.dt, written);
