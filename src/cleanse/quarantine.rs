@@ -53,16 +53,21 @@ pub fn split(marked: DataFrame, origin: &Origin<'_>) -> PolarsResult<Split> {
     let mut removed: Vec<(String, u64)> = Vec::new();
     for reason in rejected.column(REJECT)?.str()?.iter().flatten() {
         let rule = reason.split(": ").next().unwrap_or(reason);
-        match removed.iter_mut().find(|(r, _)| r == rule) {
-            Some((_, n)) => *n += 1,
-            None => removed.push((rule.to_string(), 1)),
-        }
+        add_removed(&mut removed, rule, 1);
     }
     Ok(Split {
         kept,
         quarantined,
         removed,
     })
+}
+
+/// Adds `n` rows removed by `rule` to per-rule counts kept in first-seen order.
+pub fn add_removed(removed: &mut Vec<(String, u64)>, rule: &str, n: u64) {
+    match removed.iter_mut().find(|(r, _)| r == rule) {
+        Some((_, total)) => *total += n,
+        None => removed.push((rule.to_string(), n)),
+    }
 }
 
 /// An empty `clean.quarantine`-shaped frame (without `dt`).

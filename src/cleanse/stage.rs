@@ -24,7 +24,7 @@ use super::mixpanel::{Normalisation, clean_mixpanel_events, clean_mixpanel_event
 use super::normalise::polars_zone;
 use super::profiles::clean_profiles;
 use super::quality::{QualityLog, RuleCount};
-use super::quarantine::{Origin, Split, split};
+use super::quarantine::{Origin, Split, add_removed, split};
 use super::{
     CleanseError, PlanMode, StageOutput, day_tasks, partition_error, replace_stage_rows, table,
 };
@@ -308,10 +308,7 @@ impl Context {
             let s = split(marked, &day.origin(source, &["line"])).map_err(&err)?;
             day.keep_quarantine(&s);
             for (rule, n) in &s.removed {
-                match removed.iter_mut().find(|(r, _)| r == rule) {
-                    Some((_, total)) => *total += n,
-                    None => removed.push((rule.clone(), *n)),
-                }
+                add_removed(&mut removed, rule, *n);
             }
             id_pairs(s.kept.clone().lazy(), source, &MIXPANEL_PAIRS)
                 .and_then(|lf| pairs.add(lf.collect()?))

@@ -210,16 +210,11 @@ impl PartitionWriter {
     /// Whether `current` (the partition's manifest) already holds exactly `part` (or, for
     /// `None`, no rows), written with this schema version.
     fn holds_already(&self, current: &Manifest, part: Option<&EncodedPart>) -> bool {
-        if current.schema_version != self.table.version {
-            return false;
-        }
-        match (part, current.files.as_slice()) {
-            (None, []) => current.rows == 0,
-            (Some(part), [file]) => {
-                file.rows == part.rows && file.sha256.as_deref() == Some(part.sha256.as_str())
-            }
-            _ => false,
-        }
+        let parts: Vec<(u64, &str)> = part
+            .map(|p| (p.rows, p.sha256.as_str()))
+            .into_iter()
+            .collect();
+        self.holds(current, &parts)
     }
 
     /// Commits this version, unless the partition's current one holds the same part files
@@ -245,14 +240,30 @@ impl PartitionWriter {
         })
     }
 
-    /// Whether `current` has exactly this version's part files, by rows and SHA-256.
+    /// Whether `current` has exactly this version's part files.
     fn holds_same_parts(&self, current: &Manifest) -> bool {
+        let parts: Vec<(u64, &str)> = self
+            .files
+            .iter()
+            .map(|f| (f.rows, f.sha256.as_deref().unwrap_or_default()))
+            .collect();
+        self.holds(current, &parts)
+    }
+
+    /// Whether `current` is written with this schema version and holds exactly `parts`
+    /// (rows and SHA-256 of each file, in order): a manifest without digests vouches for
+    /// nothing.
+    fn holds(&self, current: &Manifest, parts: &[(u64, &str)]) -> bool {
         current.schema_version == self.table.version
-            && current.rows == self.rows
-            && current.files.len() == self.files.len()
-            && current.files.iter().zip(&self.files).all(|(old, new)| {
-                old.rows == new.rows && old.sha256.is_some() && old.sha256 == new.sha256
-            })
+            && current.rows == parts.iter().map(|(rows, _)| rows).sum::<u64>()
+            && current.files.len() == parts.len()
+            && current
+                .files
+                .iter()
+                .zip(parts)
+                .all(|(file, (rows, sha256))| {
+                    file.rows == *rows && file.sha256.as_deref() == Some(*sha256)
+                })
     }
 
     /// Makes this version the partition's current one with a single put.

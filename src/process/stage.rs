@@ -427,6 +427,16 @@ impl DayEvents {
     }
 }
 
+/// The frames of a day's batches, one under the other (none: an empty frame).
+fn stack(frames: Vec<DataFrame>) -> PolarsResult<DataFrame> {
+    let mut frames = frames.into_iter();
+    let mut all = frames.next().unwrap_or_default();
+    for f in frames {
+        all.vstack_mut_owned(f)?;
+    }
+    Ok(all)
+}
+
 /// What the batches of one day add up to.
 #[derive(Default)]
 struct DayTotals {
@@ -450,24 +460,12 @@ impl DayTotals {
         run_id: &str,
     ) -> Result<ProcessedDay, CleanseError> {
         let err = partition_error(EVENTS_SOURCE, dt);
-        let stack = |frames: Vec<DataFrame>| -> PolarsResult<Option<DataFrame>> {
-            let mut frames = frames.into_iter();
-            let Some(mut all) = frames.next() else {
-                return Ok(None);
-            };
-            for f in frames {
-                all.vstack_mut(&f)?;
-            }
-            Ok(Some(all))
-        };
-        let daily = match self.daily.len() {
-            1 => stack(self.daily),
-            _ => merge_user_daily(self.daily.into_iter().map(DataFrame::lazy).collect())
+        let daily = match <[DataFrame; 1]>::try_from(self.daily) {
+            Ok([daily]) => daily,
+            Err(parts) => merge_user_daily(parts.into_iter().map(DataFrame::lazy).collect())
                 .and_then(|lf| lf.collect())
-                .map(Some),
-        }
-        .map_err(&err)?
-        .ok_or_else(|| err(PolarsError::NoData("a day without batches".into())))?;
+                .map_err(&err)?,
+        };
         let mut written = StageOutput::new(STAGE, run_id);
         written.written("clean.events", dt, self.kept_rows);
         let rows = daily.height() as u64;
@@ -484,16 +482,19 @@ impl DayTotals {
         }
         Ok(ProcessedDay {
             dt,
-            names: stack(self.names).map_err(&err)?.unwrap_or_default(),
+            names: stack(self.names).map_err(&err)?,
             activity: DayActivity {
-                firsts: stack(firsts).map_err(&err)?.unwrap_or_default(),
+                firsts: stack(firsts).map_err(&err)?,
                 end_ms,
             },
             rows_in: self.rows_in,
             removed: self.removed,
             filled: self.filled,
             unlinked: self.unlinked,
-            quarantined: stack(self.quarantined).map_err(&err)?,
+            quarantined: match self.quarantined.is_empty() {
+                true => None,
+                false => Some(stack(self.quarantined).map_err(&err)?),
+            },
             written,
         })
     }
