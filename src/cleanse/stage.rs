@@ -87,6 +87,11 @@ struct Context {
     mode: PlanMode,
     /// A day of Mixpanel events with more rows is cleansed in batches of this many.
     batch_rows: u64,
+    /// A permit per large day in flight (`large_days_in_flight`, default one): a day
+    /// cleansed in batches holds one until it is finished. Two large days side by side, each
+    /// deep in its batches with its pairs merged so far, set cleanse's peak at the month's
+    /// scale; a batched day's plans keep both cores fairly busy on their own.
+    large_days: Arc<tokio::sync::Semaphore>,
 }
 
 /// One day's results that several sources add to.
@@ -98,6 +103,9 @@ struct Day {
     quality: QualityLog,
     /// Whether any source had a raw partition this day.
     any_source: bool,
+    /// Held from a large day's first batch until the day is finished (see
+    /// [`Context::large_days`]); released when the day is dropped.
+    large: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Day {
@@ -109,6 +117,7 @@ impl Day {
             quarantine: Vec::new(),
             quality: QualityLog::default(),
             any_source: false,
+            large: None,
         }
     }
 
@@ -178,6 +187,9 @@ impl Context {
             manual_costs,
             mode: PlanMode::Lazy,
             batch_rows: u64::from(config.pipeline.batch_rows.get()),
+            large_days: Arc::new(tokio::sync::Semaphore::new(
+                config.pipeline.large_days_in_flight.get() as usize,
+            )),
         })
     }
 
@@ -289,6 +301,11 @@ impl Context {
     ) -> Result<(), CleanseError> {
         let source = "raw.mixpanel_export";
         let target = "clean.mixpanel_events";
+        let permit = Arc::clone(&self.large_days)
+            .acquire_owned()
+            .await
+            .map_err(|e| CleanseError::Task(e.to_string()))?;
+        day.large = Some(permit);
         let err = partition_error(source, day.dt);
         let ranges = batches(rows, self.batch_rows);
         let duplicates = tracing::debug_span!("duplicates", batches = ranges.len())

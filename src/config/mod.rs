@@ -95,10 +95,20 @@ pub struct PipelineSection {
     /// cleanse holds follows the batch rather than the day; a smaller one is one batch.
     #[serde(default = "d_batch_rows")]
     pub batch_rows: NonZeroU32,
+    /// Days of more than `batch_rows` events cleansed at the same time (default 1). Each
+    /// holds its batches' identifier pairs until the day is written, so two side by side
+    /// set cleanse's peak (on the month's last three days: 4.8 GiB, against 3.5 one at a
+    /// time); one at a time took up to a fifth longer. Raise it where memory is plentiful.
+    #[serde(default = "d_large_days_in_flight")]
+    pub large_days_in_flight: NonZeroU32,
 }
 
 fn d_batch_rows() -> NonZeroU32 {
     NonZeroU32::MIN.saturating_add(2_097_151)
+}
+
+fn d_large_days_in_flight() -> NonZeroU32 {
+    NonZeroU32::MIN
 }
 
 fn d_obs() -> Vec<u32> {

@@ -43,6 +43,7 @@ fn minimal_file_gets_defaults() {
     assert_eq!(c.pipeline.reporting_currency, Currency::USD);
     assert_eq!(c.pipeline.history_start, None);
     assert_eq!(c.pipeline.batch_rows.get(), 2_097_152);
+    assert_eq!(c.pipeline.large_days_in_flight.get(), 1);
     assert_eq!(c.analysis, AnalysisSection::default());
     assert_eq!(c.analysis.observation_days, vec![1, 3, 7]);
     assert_eq!(c.analysis.primary_observation_days, 7);
@@ -183,6 +184,11 @@ fn a_batch_of_no_rows_is_rejected() {
     assert!(e.contains("pipeline.batch_rows"), "{e}");
     let ok = parse(&MINIMAL.replace("memory://\"", "memory://\"\nbatch_rows = 1000")).unwrap();
     assert_eq!(ok.pipeline.batch_rows.get(), 1000);
+    let e = err(&MINIMAL.replace("memory://\"", "memory://\"\nlarge_days_in_flight = 0"));
+    assert!(e.contains("pipeline.large_days_in_flight"), "{e}");
+    let ok =
+        parse(&MINIMAL.replace("memory://\"", "memory://\"\nlarge_days_in_flight = 2")).unwrap();
+    assert_eq!(ok.pipeline.large_days_in_flight.get(), 2);
 }
 
 #[test]

@@ -155,7 +155,10 @@ impl PersonLookup {
     /// `nodes`: `kind`, `id`, `user_key` (the identity's, or the part a run's events meet);
     /// `persons`: one row per person, keyed by `user_key`. Fails when an identifier names a
     /// person `persons` does not hold (the stage builds both from one identity).
-    pub fn new(nodes: &DataFrame, mut persons: DataFrame) -> PolarsResult<Self> {
+    ///
+    /// Takes `nodes` so that what the index does not keep (every column but the ids) is freed
+    /// while it is built: at a month's tens of millions of identifiers those are gigabytes.
+    pub fn new(nodes: DataFrame, mut persons: DataFrame) -> PolarsResult<Self> {
         // One chunk per column: Polars gathers text from a column of several chunks value by
         // value, copying each string, and every day gathers from these.
         persons.rechunk_mut_par();
@@ -167,10 +170,13 @@ impl PersonLookup {
                 row_of.entry(key).or_insert(row as IdxSize);
             }
         }
-        let kind = nodes.column("kind")?.str()?;
+        let kind = nodes.column("kind")?.str()?.clone();
+        // A shadowing `let` would keep the whole frame alive to the end of the function.
+        let ids = nodes.select(["id", "user_key"])?;
+        drop(nodes);
         let mut kinds = Vec::with_capacity(PERSON_IDS.len());
         for (column, name) in PERSON_IDS {
-            let of_kind = nodes.filter(&kind.equal(name))?;
+            let of_kind = ids.filter(&kind.equal(name))?;
             kinds.push(KindIndex::new(
                 column,
                 of_kind.column("id")?.str()?.clone(),
@@ -310,7 +316,7 @@ mod tests {
 
     #[test]
     fn each_event_finds_its_person_by_device_then_user_then_install() {
-        let lookup = PersonLookup::new(&nodes(), persons()).unwrap();
+        let lookup = PersonLookup::new(nodes(), persons()).unwrap();
         let events = df!(
             "line" => [0u64, 1, 2, 3, 4],
             // The device wins over a user id of someone else.
@@ -348,7 +354,7 @@ mod tests {
     #[test]
     fn an_identifier_whose_person_is_missing_is_an_error_not_a_lost_link() {
         let persons = persons().slice(1, 1);
-        let err = PersonLookup::new(&nodes(), persons)
+        let err = PersonLookup::new(nodes(), persons)
             .err()
             .unwrap()
             .to_string();
