@@ -49,14 +49,16 @@ pub fn key_hash(key: Vec<Expr>) -> Expr {
 const HASH: &str = "_key_hash";
 
 /// The rows of one batch that the duplicate rule looks at: sound (no earlier rule rejected
-/// them) and with an `$insert_id`. Rows outside it are never duplicates and hide none.
-fn candidates(raw: LazyFrame, (offset, len): (i64, IdxSize)) -> LazyFrame {
-    reject_malformed_events(with_reject(raw.slice(offset, len)))
+/// them, `fx` being the dense FX table) and with an `$insert_id`. Rows outside it are never
+/// duplicates and hide none.
+fn candidates(raw: LazyFrame, (offset, len): (i64, IdxSize), fx: &LazyFrame) -> LazyFrame {
+    reject_malformed_events(with_reject(raw.slice(offset, len)), fx.clone())
         .filter(col("insert_id").is_not_null().and(col(REJECT).is_null()))
 }
 
 /// The lines of the day's duplicates under Mixpanel's rule by `key` (see
-/// [`mark_mixpanel_duplicates`]), as a `line` series.
+/// [`mark_mixpanel_duplicates`]), as a `line` series. `fx` is the dense FX table the
+/// malformed rule prices currencies with (see [`reject_malformed_events`]).
 ///
 /// First pass: each batch's candidate rows reduced to their line and a 64-bit hash of their
 /// key (16 bytes a row where the key's strings take a hundred or more). Only rows whose hash
@@ -67,6 +69,7 @@ fn candidates(raw: LazyFrame, (offset, len): (i64, IdxSize)) -> LazyFrame {
 pub fn duplicate_lines(
     raw: &LazyFrame,
     key: &[String],
+    fx: &LazyFrame,
     ranges: &[(i64, IdxSize)],
     hash: KeyHash,
 ) -> PolarsResult<Series> {
@@ -74,7 +77,7 @@ pub fn duplicate_lines(
     let mut hashed = Vec::with_capacity(ranges.len());
     for range in ranges {
         hashed.push(
-            candidates(raw.clone(), *range)
+            candidates(raw.clone(), *range, fx)
                 .select([col("line"), hash(key_columns()).alias(HASH)])
                 .collect()?
                 .lazy(),
@@ -100,7 +103,7 @@ pub fn duplicate_lines(
     let mut gathered = Vec::with_capacity(ranges.len());
     for range in ranges {
         gathered.push(
-            candidates(raw.clone(), *range)
+            candidates(raw.clone(), *range, fx)
                 .filter(col("line").is_in(lit(shared.clone()).implode(false), false))
                 .select(needed.clone())
                 .collect()?
@@ -123,7 +126,7 @@ pub fn clean_mixpanel_batch(
     duplicates: &Series,
     norm: &super::mixpanel::Normalisation,
 ) -> LazyFrame {
-    let lf = reject_malformed_events(with_reject(raw.slice(range.0, range.1)));
+    let lf = reject_malformed_events(with_reject(raw.slice(range.0, range.1)), norm.fx.clone());
     let lf = reject_listed_duplicates(lf, duplicates);
     finish_events(lf, norm)
 }
@@ -235,7 +238,7 @@ mod tests {
         for batch in [1, 3, 4, 10] {
             let ranges = batches(10, batch);
             for hash in [key_hash as KeyHash, one_bucket] {
-                let dups = duplicate_lines(&raw, &key(), &ranges, hash).unwrap();
+                let dups = duplicate_lines(&raw, &key(), &norm().fx, &ranges, hash).unwrap();
                 assert_eq!(lines(&dups), [0, 4, 8], "batch of {batch}");
             }
         }
@@ -248,7 +251,7 @@ mod tests {
             .collect()
             .unwrap();
         let ranges = batches(10, 3);
-        let dups = duplicate_lines(&raw, &key(), &ranges, key_hash).unwrap();
+        let dups = duplicate_lines(&raw, &key(), &norm().fx, &ranges, key_hash).unwrap();
         let parts: Vec<LazyFrame> = ranges
             .iter()
             .map(|r| {
@@ -268,11 +271,51 @@ mod tests {
     }
 
     #[test]
+    fn a_resend_in_an_unpriced_currency_hides_no_sound_send() {
+        // Lines 3 and 4 share a key, line 3 ingested first; line 3 now comes in a currency
+        // the FX table lacks, so it is malformed and line 4 is the one send that stays.
+        let raw = raw_day()
+            .lazy()
+            .filter(col("line").is_in(
+                lit(Series::new("l".into(), [3u64, 4])).implode(false),
+                false,
+            ))
+            .with_column(
+                when(col("line").eq(lit(3u64)))
+                    .then(lit("XXX"))
+                    .otherwise(col("currency"))
+                    .alias("currency"),
+            );
+        let whole = clean_mixpanel_events(raw.clone(), &key(), &norm())
+            .collect()
+            .unwrap();
+        let reasons: Vec<Option<&str>> = whole
+            .column(REJECT)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                Some("malformed: currency=XXX has no FX rate on 2026-01-01"),
+                None
+            ]
+        );
+        for batch in [1, 2] {
+            let dups =
+                duplicate_lines(&raw, &key(), &norm().fx, &batches(2, batch), key_hash).unwrap();
+            assert_eq!(dups.len(), 0, "batch of {batch}");
+        }
+    }
+
+    #[test]
     fn a_day_without_candidates_has_no_duplicates() {
         let raw = raw_day().lazy().filter(col("insert_id").is_null());
-        let dups = duplicate_lines(&raw, &key(), &batches(2, 1), key_hash).unwrap();
+        let dups = duplicate_lines(&raw, &key(), &norm().fx, &batches(2, 1), key_hash).unwrap();
         assert_eq!(dups.len(), 0);
-        let none = duplicate_lines(&raw, &key(), &[], key_hash).unwrap();
+        let none = duplicate_lines(&raw, &key(), &norm().fx, &[], key_hash).unwrap();
         assert_eq!(none.len(), 0);
     }
 }

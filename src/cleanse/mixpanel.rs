@@ -44,20 +44,22 @@ pub const CLEAN_COLUMNS: [&str; 17] = [
 /// one body's lines in order, and no rule here moves a row).
 pub fn clean_mixpanel_events(raw: LazyFrame, key: &[String], norm: &Normalisation) -> LazyFrame {
     let lf = with_reject(raw);
-    let lf = reject_malformed_events(lf);
+    let lf = reject_malformed_events(lf, norm.fx.clone());
     let lf = reject_duplicate_events(lf, key);
     finish_events(lf, norm)
 }
 
-/// The plan's rules after the duplicates, row by row: unknown currencies, then the report
-/// date and the reporting currency, in the clean columns. Shared with the batches of a large
-/// day ([`super::batches`]).
+/// The plan's steps after the duplicates, row by row: the report date and the reporting
+/// currency, in the clean columns. Shared with the batches of a large day
+/// ([`super::batches`]).
 pub fn finish_events(lf: LazyFrame, norm: &Normalisation) -> LazyFrame {
-    let lf = lf.with_column(utc_date(col("time")).alias("_fx_date"));
-    let lf = reject_unknown_currency(lf, "currency", "_fx_date", norm.fx.clone());
+    let lf = lf.with_column(utc_date(col("time")).alias(FX_DATE));
     let lf = normalise_events(lf, norm);
     lf.select(CLEAN_COLUMNS.map(col))
 }
+
+/// The UTC day whose rate prices a row's revenue.
+const FX_DATE: &str = "_fx_date";
 
 /// The same rules as [`clean_mixpanel_events`], collected after every rule: the eager
 /// plan a pandas-style job would run (every column read, every step materialised). Kept for
@@ -68,21 +70,22 @@ pub fn clean_mixpanel_events_eager(
     norm: &Normalisation,
 ) -> PolarsResult<DataFrame> {
     let df = with_reject(raw.collect()?.lazy()).collect()?;
-    let df = reject_malformed_events(df.lazy()).collect()?;
+    let df = reject_malformed_events(df.lazy(), norm.fx.clone()).collect()?;
     let df = reject_duplicate_events(df.lazy(), key).collect()?;
     let df = df
         .lazy()
-        .with_column(utc_date(col("time")).alias("_fx_date"))
+        .with_column(utc_date(col("time")).alias(FX_DATE))
         .collect()?;
-    let df =
-        reject_unknown_currency(df.lazy(), "currency", "_fx_date", norm.fx.clone()).collect()?;
     let df = normalise_events(df.lazy(), norm).collect()?;
     df.lazy().select(CLEAN_COLUMNS.map(col)).collect()
 }
 
-/// Rows the parser could not read (`malformed`), negative revenue, and revenue without a
-/// currency: none of them can be priced, so none may reach a revenue sum.
-pub fn reject_malformed_events(lf: LazyFrame) -> LazyFrame {
+/// Rows the parser could not read (`malformed`), negative revenue, revenue without a
+/// currency, and a currency with no rate in `fx` (the dense FX table) on the row's UTC day:
+/// none of them can be priced, so none may reach a revenue sum. All of them come before the
+/// duplicate rule, which ignores rejected rows: a garbled resend that Mixpanel ingested first
+/// (say in a currency no one prices) must not make the sound send look like its duplicate.
+pub fn reject_malformed_events(lf: LazyFrame, fx: LazyFrame) -> LazyFrame {
     let lf = reject_where_with(
         lf,
         col("malformed").is_not_null(),
@@ -104,14 +107,16 @@ pub fn reject_malformed_events(lf: LazyFrame) -> LazyFrame {
             true,
         ),
     );
-    reject_where(
+    let lf = reject_where(
         lf,
         col("revenue_micros")
             .is_not_null()
             .and(col("currency").is_null()),
         "malformed",
         "currency: revenue without a currency",
-    )
+    );
+    let lf = lf.with_column(utc_date(col("time")).alias(FX_DATE));
+    reject_unknown_currency(lf, "currency", FX_DATE, fx).drop(cols([FX_DATE]))
 }
 
 /// Mixpanel's duplicate rule by `key` (see [`mark_mixpanel_duplicates`]).
@@ -133,7 +138,7 @@ pub fn reject_listed_duplicates(lf: LazyFrame, lines: &Series) -> LazyFrame {
 }
 
 /// Report date, canonical platform, and revenue in the reporting currency at the FX rate of
-/// the UTC day the money moved.
+/// the UTC day the money moved (the frame's `_fx_date`).
 pub fn normalise_events(lf: LazyFrame, norm: &Normalisation) -> LazyFrame {
     let lf = lf.with_columns([
         local_date(col("time"), &norm.zone).alias("report_date"),
@@ -145,7 +150,7 @@ pub fn normalise_events(lf: LazyFrame, norm: &Normalisation) -> LazyFrame {
         lf,
         "revenue_micros",
         "currency",
-        "_fx_date",
+        FX_DATE,
         norm.fx.clone(),
         &norm.reporting_currency,
         "revenue_reporting_micros",

@@ -309,7 +309,9 @@ impl Context {
         let err = partition_error(source, day.dt);
         let ranges = batches(rows, self.batch_rows);
         let duplicates = tracing::debug_span!("duplicates", batches = ranges.len())
-            .in_scope(|| duplicate_lines(&raw, &self.mixpanel_key, &ranges, key_hash))
+            .in_scope(|| {
+                duplicate_lines(&raw, &self.mixpanel_key, &self.norm.fx, &ranges, key_hash)
+            })
             .map_err(&err)?;
         let mut writer = self.lake.partition_writer(table(target)?, day.dt);
         let mut rows_in = 0;
