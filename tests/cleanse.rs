@@ -40,6 +40,11 @@ async fn ingested_world(config: &PipelineConfig) -> Lake {
     let mut sim = config.sim.clone().unwrap();
     sim.days = NonZeroU32::new(DAYS).unwrap();
     sim.users_per_day = USERS_PER_DAY;
+    // Fifty times the demo's garbled resends: purchases are one or two in a thousand events
+    // and only they can be garbled in their revenue or currency, so at the demo's rate this
+    // world would hold none of those kinds. Garbled resends are extra rows: the rest of the
+    // world is the same at any rate.
+    sim.rates.malformed_event = 0.1;
     config.sim = Some(sim);
     common::world::ingested_world(&config, range()).await
 }
@@ -145,7 +150,8 @@ async fn the_clean_layer_matches_the_simulated_truth() {
     let truth_test = bools(&truth, "is_test");
     let truth_fraud = strs(&truth, "fraud_kind");
 
-    // --- Duplicates: every injected resend removed, no real event removed. ---
+    // --- Duplicates and garbled resends: every injected resend removed, no real event
+    // removed; the garbled ones quarantined as malformed, each with its kind's reason. ---
     let raw = table(&lake, "raw.mixpanel_export").await;
     let clean = table(&lake, "clean.mixpanel_events").await;
     let raw_ids: HashSet<String> = strs(&raw, "insert_id").into_iter().flatten().collect();
@@ -159,17 +165,94 @@ async fn the_clean_layer_matches_the_simulated_truth() {
     assert_eq!(unique.len(), clean_ids.len(), "a duplicate survived");
     assert_eq!(unique.len(), raw_ids.len(), "a real event was removed");
     let dirty = table(&lake, "truth.dirty_rows").await;
-    let injected = strs(&dirty, "label")
-        .iter()
-        .zip(strs(&dirty, "table"))
-        .filter(|(l, t)| {
-            l.as_deref() == Some("duplicate_event") && t.as_deref() == Some("sim.events")
-        })
-        .count();
+    let injected_as = |label: &str| {
+        strs(&dirty, "label")
+            .iter()
+            .zip(strs(&dirty, "table"))
+            .filter(|(l, t)| l.as_deref() == Some(label) && t.as_deref() == Some("sim.events"))
+            .count()
+    };
+    let injected = injected_as("duplicate_event");
+    let garbled = injected_as("malformed_event");
+    println!("sim.events: {injected} duplicate sends and {garbled} garbled resends injected");
+    assert!(garbled > 0, "the world has no garbled resends");
     assert_eq!(
         raw.height() - clean.height(),
-        injected,
-        "duplicates removed = injected"
+        injected + garbled,
+        "rows removed = duplicates + garbled resends injected"
+    );
+    // The quarantine's Mixpanel rows: each duplicate as a duplicate, each garbled resend as
+    // malformed with the reason its kind gives, and nothing else.
+    let quarantine = table(&lake, "clean.quarantine").await;
+    let mut quarantined: HashMap<(String, String), usize> = HashMap::new();
+    for ((source, rule), reason) in strs(&quarantine, "source")
+        .into_iter()
+        .zip(strs(&quarantine, "rule"))
+        .zip(strs(&quarantine, "reason"))
+    {
+        if source.as_deref() != Some("raw.mixpanel_export") {
+            continue;
+        }
+        let reason = reason.unwrap();
+        let kind = [
+            ("malformed: time: must be a number of ", "time_text"),
+            (
+                "malformed: revenue: must be a decimal number",
+                "revenue_text",
+            ),
+            ("malformed: revenue: negative (", "revenue_negative"),
+            (
+                "malformed: currency=XXX has no FX rate on ",
+                "currency_unknown",
+            ),
+            ("duplicate: ", "duplicate"),
+        ]
+        .iter()
+        .find(|(prefix, _)| reason.starts_with(prefix))
+        .map_or(reason.clone(), |(_, kind)| kind.to_string());
+        *quarantined.entry((rule.unwrap(), kind)).or_default() += 1;
+    }
+    let sim_events = table(&lake, "sim.events").await;
+    let mut expected: HashMap<(String, String), usize> = HashMap::new();
+    for kind in strs(&sim_events, "malformed").into_iter().flatten() {
+        *expected.entry(("malformed".into(), kind)).or_default() += 1;
+    }
+    expected.insert(("duplicate".into(), "duplicate".into()), injected);
+    println!("quarantined Mixpanel rows by rule and kind: {quarantined:?}");
+    for kind in [
+        "time_text",
+        "revenue_text",
+        "revenue_negative",
+        "currency_unknown",
+    ] {
+        assert!(
+            expected.contains_key(&("malformed".to_string(), kind.to_string())),
+            "no garbled resend of kind {kind} in this world"
+        );
+    }
+    assert_eq!(quarantined, expected, "quarantined vs injected, by kind");
+    // The data-quality counts say the same.
+    let dq = table(&lake, "clean.data_quality").await;
+    let removed_by = |rule: &str| -> u64 {
+        strs(&dq, "source")
+            .iter()
+            .zip(strs(&dq, "rule"))
+            .zip(u64s(&dq, "rows_in").into_iter().zip(u64s(&dq, "rows_out")))
+            .filter(|((s, r), _)| {
+                s.as_deref() == Some("raw.mixpanel_export") && r.as_deref() == Some(rule)
+            })
+            .map(|(_, (i, o))| i - o)
+            .sum()
+    };
+    assert_eq!(
+        removed_by("malformed"),
+        garbled as u64,
+        "malformed rows removed"
+    );
+    assert_eq!(
+        removed_by("duplicate"),
+        injected as u64,
+        "duplicates removed"
     );
     assert!(
         in_line_order(&clean),

@@ -78,6 +78,7 @@ fn events(rows: usize, tag: u64) -> DataFrame {
                 .collect::<Vec<_>>(),
         )
         .into(),
+        Series::new("malformed".into(), vec![None::<&str>; rows]).into(),
     ])
     .unwrap()
 }

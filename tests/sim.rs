@@ -103,6 +103,7 @@ async fn dirty_shares_match_the_configured_rates() {
     let mut sim = small(11, 4, 4000);
     let r = &mut sim.rates;
     r.duplicate_event = 0.03;
+    r.malformed_event = 0.01;
     r.missing_user_id = 0.08;
     r.missing_adid = 0.06;
     r.test_user = 0.03;
@@ -128,18 +129,91 @@ async fn dirty_shares_match_the_configured_rates() {
             .collect()
             .unwrap()
     };
-    // Duplicates: one resend per original with chance `duplicate_event`.
+    // Duplicates and garbled resends: at most one of each per original, with chance
+    // `duplicate_event` and `malformed_event`.
     let dups = count(&labels("sim.events", "duplicate_event"));
+    let garbled = labels("sim.events", "malformed_event");
+    let originals = count(&events) - dups - count(&garbled);
+    assert_share("duplicate_event", dups, originals, r.duplicate_event, 4.0);
     assert_share(
-        "duplicate_event",
-        dups,
-        count(&events) - dups,
-        r.duplicate_event,
+        "malformed_event",
+        count(&garbled),
+        originals,
+        r.malformed_event,
         4.0,
     );
-    // Every duplicate repeats an original's $insert_id, and no two originals share one.
+    // Every duplicate and garbled resend repeats an original's $insert_id, and no two
+    // originals share one.
     let distinct_ids = events.column("insert_id").unwrap().n_unique().unwrap() as f64;
-    assert_eq!(distinct_ids, count(&events) - dups);
+    assert_eq!(distinct_ids, originals);
+    // The rows labelled malformed_event are the rows that name how they are broken, each
+    // kind where it makes sense: revenue is negated or mispriced only where there is some.
+    let named = events
+        .clone()
+        .lazy()
+        .filter(col("malformed").is_not_null())
+        .collect()
+        .unwrap();
+    let mut named_ids: Vec<u64> = named
+        .column("row_id")
+        .unwrap()
+        .u64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    let mut garbled_ids: Vec<u64> = garbled
+        .column("row_id")
+        .unwrap()
+        .u64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    named_ids.sort_unstable();
+    garbled_ids.sort_unstable();
+    assert_eq!(named_ids, garbled_ids);
+    let kinds = named
+        .clone()
+        .lazy()
+        .group_by([col("malformed")])
+        .agg([
+            len().alias("n"),
+            col("revenue_micros").is_null().sum().alias("no_revenue"),
+        ])
+        .collect()
+        .unwrap();
+    let kind = |name: &str| -> (u32, u32) {
+        let k = kinds
+            .clone()
+            .lazy()
+            .filter(col("malformed").eq(lit(name)))
+            .collect()
+            .unwrap();
+        let get = |c: &str| -> u32 {
+            let v = k.column(c).unwrap().cast(&DataType::UInt32).unwrap();
+            v.u32().unwrap().iter().next().flatten().unwrap_or(0)
+        };
+        (get("n"), get("no_revenue"))
+    };
+    // Purchases are a few in a thousand events, so the kinds only they can have are rare.
+    for name in ["time_text", "revenue_text"] {
+        assert!(
+            kind(name).0 > 0,
+            "no garbled resend of kind {name}: {kinds}"
+        );
+    }
+    for name in ["revenue_negative", "currency_unknown"] {
+        assert_eq!(
+            kind(name).1,
+            0,
+            "{name} on an event without revenue: {kinds}"
+        );
+    }
+    for k in kinds.column("malformed").unwrap().str().unwrap().iter() {
+        assert!(
+            k.and_then(ltv::sim::Garble::from_label).is_some(),
+            "{kinds}"
+        );
+    }
 
     // Missing $user_id: among events sent after sign-up.
     let missing_uid = count(&labels("sim.events", "missing_user_id"));
@@ -232,6 +306,102 @@ async fn dirty_shares_match_the_configured_rates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbled_resends_are_extra_rows_that_change_nothing_else() {
+    let mut clean = small(13, 3, 600);
+    clean.rates.malformed_event = 0.0;
+    let mut garbled = clean.clone();
+    garbled.rates.malformed_event = 0.05;
+    let (a, b) = (
+        Lake::open("memory://").unwrap(),
+        Lake::open("memory://").unwrap(),
+    );
+    simulate(&clean, &a).await.unwrap();
+    simulate(&garbled, &b).await.unwrap();
+
+    // Every real row, its id and its values, as without garbled resends.
+    let events_a = frame(&a, "sim.events", &["row_id"]).await;
+    let events_b = frame(&b, "sim.events", &["row_id"]).await;
+    assert_eq!(
+        events_a.column("malformed").unwrap().null_count(),
+        events_a.height()
+    );
+    let sound_b = events_b
+        .clone()
+        .lazy()
+        .filter(col("malformed").is_null())
+        .collect()
+        .unwrap();
+    assert!(sound_b.equals_missing(&events_a), "a real event changed");
+    let extra = events_b.height() - events_a.height();
+    assert!(extra > 50, "too few garbled resends: {extra}");
+
+    // Each garbled resend repeats a real send: its user, event, time, ids and money.
+    let send = [
+        "user_id",
+        "event",
+        "time",
+        "device_id",
+        "login_id",
+        "insert_id",
+    ];
+    let resends = events_b
+        .clone()
+        .lazy()
+        .filter(col("malformed").is_not_null())
+        .join(
+            // The original send of each $insert_id: its duplicate, if any, comes later.
+            events_a
+                .clone()
+                .lazy()
+                .unique_stable(Some(cols(["insert_id"])), UniqueKeepStrategy::First),
+            send.map(col),
+            send.map(col),
+            // Sends before sign-up have no login_id.
+            JoinArgs {
+                nulls_equal: true,
+                ..JoinArgs::new(JoinType::Inner)
+            },
+        )
+        .filter(
+            col("revenue_micros")
+                .eq_missing(col("revenue_micros_right"))
+                .and(col("currency").eq_missing(col("currency_right")))
+                .and(col("row_id").gt_eq(lit(ltv::sim::GARBLED_ROW_BASE))),
+        )
+        .collect()
+        .unwrap();
+    assert_eq!(resends.height(), extra, "a garbled resend of no real send");
+
+    // The truth and the other tables are the same; the dirty rows gain only the resends'.
+    for (name, key) in [
+        ("truth.users", vec!["user_id"]),
+        ("sim.installs", vec!["row_id"]),
+        ("sim.af_events", vec!["row_id"]),
+        ("sim.profiles", vec!["login_id"]),
+        ("sim.ad_daily", vec!["row_id"]),
+    ] {
+        assert!(
+            frame(&a, name, &key)
+                .await
+                .equals_missing(&frame(&b, name, &key).await),
+            "{name} changed"
+        );
+    }
+    let key = ["table", "row_id", "label"];
+    let dirty_a = frame(&a, "truth.dirty_rows", &key).await;
+    let dirty_b = table(&b, "truth.dirty_rows")
+        .await
+        .filter(col("row_id").lt(lit(ltv::sim::GARBLED_ROW_BASE)))
+        .sort(key, Default::default())
+        .collect()
+        .unwrap();
+    assert!(
+        dirty_a.equals_missing(&dirty_b),
+        "a real row's labels changed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fraud_patterns_are_visible_in_the_installs() {
     let mut sim = small(5, 3, 3000);
     sim.rates.fraud_click_injection = 0.03;
@@ -304,10 +474,15 @@ async fn realised_revenue_is_the_sum_of_purchase_events() {
     let installs = table(&lake, "sim.installs")
         .await
         .select([col("user_id"), col("install_time")]);
-    // Purchases of the first 7 days, at each day's rate, duplicates left out.
+    // Purchases of the first 7 days, at each day's rate, duplicates and garbled resends
+    // left out.
     let purchases = table(&lake, "sim.events")
         .await
-        .filter(col("event").eq(lit("purchase")))
+        .filter(
+            col("event")
+                .eq(lit("purchase"))
+                .and(col("malformed").is_null()),
+        )
         .join(
             dups,
             [col("row_id")],

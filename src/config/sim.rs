@@ -22,6 +22,7 @@ defaults! {
     d_att: f64 = 0.25;
     d_horizon: NonZeroU32 = NonZeroU32::MIN.saturating_add(179);
     r_duplicate: f64 = 0.02;
+    r_malformed: f64 = 0.002;
     r_test_user: f64 = 0.01;
     r_test_campaign: f64 = 0.02;
     r_p360_blocked: f64 = 0.03;
@@ -82,6 +83,11 @@ pub struct SimRates {
     /// Events sent twice with the same `$insert_id` (default 0.02).
     #[serde(default = "r_duplicate")]
     pub duplicate_event: f64,
+    /// Events followed by a garbled resend: the same `$insert_id` again, broken on the wire
+    /// (a time that is not a number, a revenue that is not one or is negative, a currency
+    /// with no exchange rate), which the cleanse must quarantine (default 0.002).
+    #[serde(default = "r_malformed")]
+    pub malformed_event: f64,
     /// QA devices and QA accounts among users (default 0.01).
     #[serde(default = "r_test_user")]
     pub test_user: f64,
@@ -121,6 +127,7 @@ impl Default for SimRates {
     fn default() -> Self {
         SimRates {
             duplicate_event: r_duplicate(),
+            malformed_event: r_malformed(),
             test_user: r_test_user(),
             test_campaign_share: r_test_campaign(),
             fraud_p360_blocked: r_p360_blocked(),
@@ -138,9 +145,10 @@ impl Default for SimRates {
 
 impl SimRates {
     /// `(key, value)` of every rate, for validation and reporting.
-    pub fn all(&self) -> [(&'static str, f64); 12] {
+    pub fn all(&self) -> [(&'static str, f64); 13] {
         [
             ("duplicate_event", self.duplicate_event),
+            ("malformed_event", self.malformed_event),
             ("test_user", self.test_user),
             ("test_campaign_share", self.test_campaign_share),
             ("fraud_p360_blocked", self.fraud_p360_blocked),

@@ -85,6 +85,7 @@ app_ids = ["id1"]
     assert_eq!(sim.horizon_days.get(), 180);
     assert_eq!(sim.rates, SimRates::default());
     assert_eq!(sim.rates.restatement, 0.10);
+    assert_eq!(sim.rates.malformed_event, 0.002);
     assert_eq!(
         sim.end_date(),
         NaiveDate::from_ymd_opt(2026, 3, 31).unwrap()
@@ -366,6 +367,8 @@ fn sim_ranges_are_checked() {
     assert!(e.contains("sim.organic_share: 1 is outside [0, 1)"), "{e}");
     let e = err(&with("[sim]\n[sim.rates]\nrestatement = -0.1\n"));
     assert!(e.contains("sim.rates.restatement"), "{e}");
+    let e = err(&with("[sim]\n[sim.rates]\nmalformed_event = 1.0\n"));
+    assert!(e.contains("sim.rates.malformed_event"), "{e}");
     let e = err(&with("[sim]\ndays = 0\n"));
     assert!(e.contains("sim.days"), "{e}");
     let e = err(&with("[sim]\nhorizon_days = 90\n"));

@@ -7,10 +7,11 @@
 //! ground-truth tests. Going through the real pipeline would also cost minutes per world
 //! where this costs seconds, and the figures need five worlds of several months each.
 //!
-//! What "perfect" means here: duplicate sends dropped (one row per user and `$insert_id`),
-//! test and fraudulent users flagged from the truth, every event carrying the true person
-//! as `user_key`, revenue in US dollars at each day's simulated FX rate (the truth's own
-//! currency, so predictions compare with `truth.users` directly).
+//! What "perfect" means here: garbled resends (`malformed` set) and duplicate sends dropped
+//! (one sound row per user and `$insert_id`), test and fraudulent users flagged from the
+//! truth, every event carrying the true person as `user_key`, revenue in US dollars at each
+//! day's simulated FX rate (the truth's own currency, so predictions compare with
+//! `truth.users` directly).
 
 use polars::prelude::*;
 
@@ -45,14 +46,16 @@ pub async fn clean_view(lake: &Lake) -> Result<CleanView, CleanViewError> {
     let users = lake.scan(registry.get("truth.users")?, all).await?;
     let fx = lake.scan(registry.get("sim.fx_rates")?, all).await?;
     Ok(CleanView {
-        events: clean_events(dedup_sends(events), fx),
+        events: clean_events(real_sends(events), fx),
         installs: clean_installs(installs, users),
     })
 }
 
-/// A duplicate send repeats the user's `$insert_id`: keep one row of each.
-pub fn dedup_sends(events: LazyFrame) -> LazyFrame {
-    events.unique_stable(
+/// One row per event the app really had: garbled resends out (they repeat a send's
+/// `$insert_id` but carry no event of their own, and their money is not real), then one row
+/// of each `$insert_id` a duplicate send repeats.
+pub fn real_sends(events: LazyFrame) -> LazyFrame {
+    events.filter(col("malformed").is_null()).unique_stable(
         Some(cols(["user_id", "insert_id"])),
         UniqueKeepStrategy::First,
     )
@@ -110,4 +113,79 @@ pub fn clean_installs(installs: LazyFrame, users: LazyFrame) -> LazyFrame {
 
 fn user_key(user_id: Expr) -> Expr {
     (lit("u") + user_id.cast(DataType::String)).alias("user_key")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::{EMBEDDED_DEMO, PipelineConfig, std_env};
+
+    /// The view's events of the demo world shrunk, garbled resends at `rate`.
+    async fn view_events(rate: f64) -> (DataFrame, usize) {
+        let config = PipelineConfig::from_toml(EMBEDDED_DEMO, "demo", &std_env).unwrap();
+        let mut sim = config.sim.unwrap();
+        sim.days = std::num::NonZeroU32::new(2).unwrap();
+        sim.users_per_day = 300;
+        sim.rates.malformed_event = rate;
+        let lake = Lake::open("memory://").unwrap();
+        crate::sim::simulate(&sim, &lake).await.unwrap();
+        let sim_events = lake
+            .scan(
+                Registry::embedded().unwrap().get("sim.events").unwrap(),
+                DateRange::all(),
+            )
+            .await
+            .unwrap();
+        let garbled = sim_events
+            .clone()
+            .filter(col("malformed").is_not_null())
+            .collect()
+            .unwrap()
+            .height();
+        // Whatever the order of the sends, the real ones are kept: one per $insert_id, and
+        // never a garbled resend in place of its original.
+        let real = real_sends(sim_events.clone().reverse()).collect().unwrap();
+        let ids = sim_events
+            .select([col("insert_id").n_unique()])
+            .collect()
+            .unwrap();
+        assert_eq!(
+            real.height() as u64,
+            ids.column("insert_id")
+                .unwrap()
+                .u32()
+                .unwrap()
+                .get(0)
+                .unwrap() as u64
+        );
+        assert_eq!(
+            real.column("malformed").unwrap().null_count(),
+            real.height()
+        );
+        // The FX join does not keep the row order: compare in one order.
+        let events = clean_view(&lake)
+            .await
+            .unwrap()
+            .events
+            .sort(
+                ["user_key", "time", "event", "revenue_reporting_micros"],
+                SortMultipleOptions::default().with_maintain_order(true),
+            )
+            .collect()
+            .unwrap();
+        (events, garbled)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn garbled_resends_never_reach_the_perfect_view() {
+        let (without, none) = view_events(0.0).await;
+        let (with, garbled) = view_events(0.05).await;
+        assert_eq!(none, 0);
+        assert!(garbled > 100, "too few garbled resends: {garbled}");
+        assert!(
+            with.equals_missing(&without),
+            "garbled resends changed the view"
+        );
+    }
 }

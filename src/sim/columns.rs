@@ -64,6 +64,7 @@ columns!(
         country: &'static str => plain,
         revenue_micros: Option<i64> => plain,
         currency: Option<&'static str> => plain,
+        malformed: Option<&'static str> => plain,
     }
 );
 

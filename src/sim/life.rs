@@ -23,6 +23,67 @@ pub const BURST_SIZE: std::ops::Range<u32> = 25..41;
 /// Mean of [`BURST_SIZE`].
 pub const BURST_MEAN: f64 = 32.5;
 
+/// Row ids of garbled resends start here, apart from every other row's: the other rows are
+/// numbered the same whatever the `malformed_event` rate. 2^62 rather than 2^63 keeps the ids
+/// within a signed 64-bit integer (a Polars integer literal, a MySQL `BIGINT`).
+pub const GARBLED_ROW_BASE: u64 = 1 << 62;
+
+/// How a garbled resend (`[sim.rates] malformed_event`) is broken on the wire. The world
+/// keeps the original send's values and names the kind in `sim.events.malformed`; the local
+/// Mixpanel server breaks the line as it renders it, the way a buggy client or proxy would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Garble {
+    /// `time` sent as a word (`"yesterday"`): the connector cannot read the event's time.
+    TimeText,
+    /// `revenue` sent as a word (`"lots"`), on a purchase or added to any other event.
+    RevenueText,
+    /// The purchase's revenue negated.
+    RevenueNegative,
+    /// The purchase in `XXX` (ISO 4217's "no currency"), which no FX table prices.
+    CurrencyUnknown,
+}
+
+impl Garble {
+    pub const ALL: [Garble; 4] = [
+        Garble::TimeText,
+        Garble::RevenueText,
+        Garble::RevenueNegative,
+        Garble::CurrencyUnknown,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Garble::TimeText => "time_text",
+            Garble::RevenueText => "revenue_text",
+            Garble::RevenueNegative => "revenue_negative",
+            Garble::CurrencyUnknown => "currency_unknown",
+        }
+    }
+
+    /// The kind named by [`Garble::label`].
+    pub fn from_label(label: &str) -> Option<Garble> {
+        Garble::ALL.into_iter().find(|g| g.label() == label)
+    }
+
+    /// Whether the kind only makes sense for an event that carries revenue.
+    pub fn needs_revenue(self) -> bool {
+        matches!(self, Garble::RevenueNegative | Garble::CurrencyUnknown)
+    }
+
+    /// The kind of a resend from its hash: any of the four for an event with revenue, a
+    /// broken time or a word for revenue otherwise.
+    fn pick(hash: u64, has_revenue: bool) -> Garble {
+        let kinds = if has_revenue { 4 } else { 2 };
+        Garble::ALL[(hash % kinds) as usize]
+    }
+}
+
+/// The hashes below which a send gets a garbled resend: a share `rate` of all 64-bit values.
+pub fn garble_threshold(rate: f64) -> u64 {
+    // `as` saturates: a rate of 1 or more selects every send.
+    (rate.max(0.0) * 18_446_744_073_709_551_616.0) as u64
+}
+
 /// Why a user is in the data although no campaign's real value should count them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TestKind {
@@ -137,6 +198,13 @@ pub struct Life<'w> {
     pub next_event_row: u64,
     pub next_af_row: u64,
     pub next_insert_id: u64,
+    /// Garbled resends so far: the next one's row id is [`GARBLED_ROW_BASE`] plus this.
+    pub next_garbled_row: u64,
+    /// Mixed into each send's `$insert_id` to decide its garbled resend, so that which sends
+    /// get one differs between seeds.
+    pub garble_salt: u64,
+    /// [`garble_threshold`] of the `malformed_event` rate.
+    pub garble_below: u64,
 }
 
 /// Where a cohort's rows go: the streaming sinks of every table the users write to.
@@ -492,7 +560,8 @@ impl Life<'_> {
         }
     }
 
-    /// Appends one Mixpanel event (and perhaps its duplicate) if it lies in the world.
+    /// Appends one Mixpanel event (and perhaps its duplicate and its garbled resend) if it
+    /// lies in the world.
     #[allow(clippy::too_many_arguments)]
     fn event(
         &mut self,
@@ -525,6 +594,7 @@ impl Life<'_> {
             insert_id,
             revenue,
             currency,
+            None,
         );
         if dropped_login {
             rows.dirty
@@ -548,9 +618,33 @@ impl Life<'_> {
                 insert_id,
                 revenue,
                 currency,
+                None,
             );
             let dirty = rows.dirty.day(day);
             dirty.push("sim.events", row, "duplicate_event");
+            if dropped_login {
+                dirty.push("sim.events", row, "missing_user_id");
+            }
+        }
+        // A garbled resend: the same send again at the same time, broken on the wire. Decided
+        // by a hash of the send rather than by `rng`, and numbered apart (see `push_event`),
+        // so that the rest of the world is row for row the same at any rate.
+        let hash = ids::mix(insert_id ^ self.garble_salt);
+        if hash < self.garble_below {
+            let kind = Garble::pick(hash, revenue.is_some());
+            let row = self.push_event(
+                rows.events.day(day),
+                inst,
+                t,
+                name,
+                login,
+                insert_id,
+                revenue,
+                currency,
+                Some(kind),
+            );
+            let dirty = rows.dirty.day(day);
+            dirty.push("sim.events", row, "malformed_event");
             if dropped_login {
                 dirty.push("sim.events", row, "missing_user_id");
             }
@@ -568,9 +662,18 @@ impl Life<'_> {
         insert_id: u64,
         revenue: Option<i64>,
         currency: Option<&'static str>,
+        garbled: Option<Garble>,
     ) -> u64 {
-        let row = self.next_event_row;
-        self.next_event_row += 1;
+        // Garbled resends count apart: adding them must not renumber any other row.
+        let row = if garbled.is_some() {
+            let row = GARBLED_ROW_BASE + self.next_garbled_row;
+            self.next_garbled_row += 1;
+            row
+        } else {
+            let row = self.next_event_row;
+            self.next_event_row += 1;
+            row
+        };
         cols.row_id.push(row);
         cols.user_id.push(inst.user_id);
         cols.time.push(t);
@@ -582,6 +685,7 @@ impl Life<'_> {
         cols.country.push(inst.country);
         cols.revenue_micros.push(revenue);
         cols.currency.push(currency);
+        cols.malformed.push(garbled.map(Garble::label));
         row
     }
 
@@ -760,6 +864,28 @@ mod tests {
         assert!((normal_cdf(0.0) - 0.5).abs() < 1e-7);
         assert!((normal_cdf(1.96) - 0.975_002_1).abs() < 1e-6);
         assert!((normal_cdf(-1.0) - 0.158_655_25).abs() < 1e-6);
+    }
+
+    #[test]
+    fn garbled_kinds_have_labels_and_a_share_of_hashes() {
+        for g in Garble::ALL {
+            assert_eq!(Garble::from_label(g.label()), Some(g));
+        }
+        assert_eq!(Garble::from_label("duplicate"), None);
+        // Without revenue only the kinds that need none.
+        for h in 0..64 {
+            assert!(!Garble::pick(h, false).needs_revenue());
+        }
+        let picked: std::collections::HashSet<&str> =
+            (0..64).map(|h| Garble::pick(h, true).label()).collect();
+        assert_eq!(picked.len(), 4);
+        assert_eq!(garble_threshold(0.0), 0);
+        assert_eq!(garble_threshold(0.5), 1 << 63);
+        assert_eq!(garble_threshold(1.0), u64::MAX);
+        // The share of well-mixed hashes under the threshold is the rate.
+        let below = garble_threshold(0.002);
+        let hits = (0..1_000_000u64).filter(|i| ids::mix(*i) < below).count();
+        assert!((1_800..2_200).contains(&hits), "{hits}");
     }
 
     #[test]

@@ -37,7 +37,7 @@ use life::{Conversions, FraudKind, Install, Life, Sinks, TestKind};
 use plan::{Campaign, WorldPlan};
 use sink::TableSink;
 
-pub use life::{DAY_MS, expected_purchase_usd, expected_revenue};
+pub use life::{DAY_MS, GARBLED_ROW_BASE, Garble, expected_purchase_usd, expected_revenue};
 
 /// Horizons (days since install) at which the truth records revenue.
 pub const HORIZONS: [u32; 4] = [7, 30, 90, 180];
@@ -46,6 +46,8 @@ pub const HORIZONS: [u32; 4] = [7, 30, 90, 180];
 const USERS_PER_CHUNK: u32 = 20_000;
 /// Size of the QA device pool: the same few devices are reinstalled again and again.
 const QA_DEVICES: usize = 24;
+/// Mixed with the seed into [`Life::garble_salt`].
+const GARBLE_SALT: u64 = 0x6761_7262_6C65_6421;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
@@ -112,6 +114,9 @@ pub async fn simulate(cfg: &SimConfig, lake: &Lake) -> Result<SimReport, SimErro
         next_event_row: 0,
         next_af_row: 0,
         next_insert_id: 0,
+        next_garbled_row: 0,
+        garble_salt: ids::mix(cfg.seed ^ GARBLE_SALT),
+        garble_below: life::garble_threshold(cfg.rates.malformed_event),
     };
     let mut delivery: HashMap<(usize, usize, i64), tables::AdDay> = HashMap::new();
     let mut next_user: u64 = 1;

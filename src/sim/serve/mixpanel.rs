@@ -16,7 +16,7 @@ use crate::ingest::mixpanel::{
     ExportOptions, utc_ms_to_project_time, write_json_str, write_micros_decimal,
 };
 use crate::lake::{DateRange, Lake, LakeError};
-use crate::sim::ids;
+use crate::sim::{Garble, ids};
 
 /// How long after install the app's AppsFlyer SDK hands it the AppsFlyer ID, which the app
 /// then registers as the Mixpanel super property `appsflyer_id` (the usual AppsFlyer-Mixpanel
@@ -60,10 +60,20 @@ pub async fn world_events(
         .sort(["time", "row_id"], SortMultipleOptions::default()))
 }
 
+/// What a garbled resend ([`Garble::TimeText`]) sends as its time.
+pub const GARBLED_TIME: &str = "yesterday";
+/// What a garbled resend ([`Garble::RevenueText`]) sends as its revenue.
+pub const GARBLED_REVENUE: &str = "lots";
+/// The currency of a garbled resend [`Garble::CurrencyUnknown`]: ISO 4217's "no currency".
+pub const GARBLED_CURRENCY: &str = "XXX";
+
 /// Renders events (columns of `sim.events`; `dt` and `user_id` are ignored) as an export
 /// body: one `{"event": ..., "properties": {...}}` per line, `time` in seconds (truncated) or
 /// ms, shifted into project time when `project_timezone` is set. `mp_processing_time_ms` is
 /// the true UTC time plus a deterministic delay of 0.2-60 s, as Mixpanel's ingestion adds.
+/// A garbled resend (`malformed` set) goes out broken as its [`Garble`] kind says: `time` as
+/// the string [`GARBLED_TIME`], `revenue` as the string [`GARBLED_REVENUE`] (added to an event
+/// without revenue), the revenue negated, or the currency [`GARBLED_CURRENCY`].
 pub fn render_export(events: DataFrame, opts: &ExportOptions) -> Result<Vec<u8>, PolarsError> {
     let row_id = events.column("row_id")?.u64()?;
     let time = events.column("time")?.datetime()?.physical();
@@ -75,6 +85,7 @@ pub fn render_export(events: DataFrame, opts: &ExportOptions) -> Result<Vec<u8>,
     let country = events.column("country")?.str()?;
     let revenue = events.column("revenue_micros")?.i64()?;
     let currency = events.column("currency")?.str()?;
+    let malformed = events.column("malformed")?.str()?;
     // Only frames from `world_events` carry it; other callers render without it.
     let appsflyer_ids: Vec<Option<&str>> = match events.column("appsflyer_id") {
         Ok(c) => c.str()?.iter().collect(),
@@ -93,9 +104,16 @@ pub fn render_export(events: DataFrame, opts: &ExportOptions) -> Result<Vec<u8>,
         .zip(country.iter())
         .zip(revenue.iter())
         .zip(currency.iter())
+        .zip(malformed.iter())
         .zip(appsflyer_ids);
     for (
-        (((((((((row, t), name), device), login), insert), platform), country), revenue), currency),
+        (
+            (
+                ((((((((row, t), name), device), login), insert), platform), country), revenue),
+                currency,
+            ),
+            malformed,
+        ),
         appsflyer_id,
     ) in rows
     {
@@ -105,6 +123,22 @@ pub fn render_export(events: DataFrame, opts: &ExportOptions) -> Result<Vec<u8>,
             return Err(PolarsError::ComputeError(
                 "sim.events has a null in a non-nullable column".into(),
             ));
+        };
+        let garble = match malformed {
+            None => None,
+            Some(label) => match Garble::from_label(label) {
+                Some(g) if !g.needs_revenue() || revenue.is_some() => Some(g),
+                _ => {
+                    return Err(PolarsError::ComputeError(
+                        format!(
+                            "sim.events row {row}: malformed {label:?} is not a kind of garbled \
+                             resend for an event {} revenue",
+                            if revenue.is_some() { "with" } else { "without" }
+                        )
+                        .into(),
+                    ));
+                }
+            },
         };
         let wire_ms = match opts.project_timezone {
             Some(tz) => utc_ms_to_project_time(t, tz),
@@ -118,10 +152,17 @@ pub fn render_export(events: DataFrame, opts: &ExportOptions) -> Result<Vec<u8>,
         let device = ids::device_uuid(device);
         out.push_str("{\"event\":");
         write_json_str(&mut out, name);
-        let _ = write!(
-            out,
-            ",\"properties\":{{\"time\":{wire_time},\"distinct_id\":"
-        );
+        if garble == Some(Garble::TimeText) {
+            let _ = write!(
+                out,
+                ",\"properties\":{{\"time\":\"{GARBLED_TIME}\",\"distinct_id\":"
+            );
+        } else {
+            let _ = write!(
+                out,
+                ",\"properties\":{{\"time\":{wire_time},\"distinct_id\":"
+            );
+        }
         let user = login.map(ids::customer_user_id);
         match &user {
             Some(u) => write_json_str(&mut out, u),
@@ -161,9 +202,23 @@ pub fn render_export(events: DataFrame, opts: &ExportOptions) -> Result<Vec<u8>,
             out.push_str(",\"appsflyer_id\":");
             write_json_str(&mut out, a);
         }
-        if let Some(r) = revenue {
+        if garble == Some(Garble::RevenueText) {
+            let _ = write!(out, ",\"revenue\":\"{GARBLED_REVENUE}\"");
+        } else if let Some(r) = revenue {
             out.push_str(",\"revenue\":");
+            let r = if garble == Some(Garble::RevenueNegative) {
+                r.saturating_neg()
+            } else {
+                r
+            };
             write_micros_decimal(&mut out, r);
+        }
+        if revenue.is_some() {
+            let currency = if garble == Some(Garble::CurrencyUnknown) {
+                Some(GARBLED_CURRENCY)
+            } else {
+                currency
+            };
             if let Some(c) = currency {
                 out.push_str(",\"currency\":");
                 write_json_str(&mut out, c);
@@ -276,6 +331,8 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
+    use crate::cleanse::mixpanel::reject_malformed_events;
+    use crate::cleanse::reject::{REJECT, with_reject};
     use crate::ingest::mixpanel::{parse_engage_page, parse_export};
 
     async fn small_world() -> (Lake, NaiveDate) {
@@ -338,14 +395,21 @@ mod tests {
         for wire in [&body, &gz] {
             let parsed = parse_export(wire, &seoul, Utc::now(), "dt=2026-01-01").unwrap();
             validate("raw.mixpanel_export", &parsed);
-            // Line n is row n-1 of the world: every event exactly once, in order.
+            // Line n is row n-1 of the world: every event exactly once, in order, garbled
+            // resends broken as their kind says.
             assert_eq!(parsed.height(), events.height());
-            assert_eq!(col_i64(&parsed, "time"), col_i64(&events, "time"));
-            assert_eq!(
-                col_i64(&parsed, "revenue_micros"),
-                col_i64(&events, "revenue_micros")
-            );
-            assert_eq!(col_str(&parsed, "currency"), col_str(&events, "currency"));
+            let wire = Wire::of(&events, |t| t);
+            assert_eq!(col_i64(&parsed, "time"), wire.time);
+            assert_eq!(col_i64(&parsed, "revenue_micros"), wire.revenue);
+            assert_eq!(col_str(&parsed, "currency"), wire.currency);
+            let reasons = col_str(&parsed, "malformed");
+            for (reason, prefix) in reasons.iter().zip(&wire.reason) {
+                match (reason, prefix) {
+                    (None, None) => {}
+                    (Some(r), Some(p)) => assert!(r.starts_with(p), "{r:?} for {p:?}"),
+                    _ => panic!("reason {reason:?}, expected one starting {prefix:?}"),
+                }
+            }
             assert_eq!(col_str(&parsed, "event"), col_str(&events, "event"));
             let inserts: Vec<Option<String>> = events
                 .column("insert_id")
@@ -378,11 +442,185 @@ mod tests {
         };
         let body = render_export(events.clone(), &seconds).unwrap();
         let parsed = parse_export(&body, &seconds, Utc::now(), "dt=2026-01-01").unwrap();
-        let truncated: Vec<Option<i64>> = col_i64(&events, "time")
-            .into_iter()
-            .map(|t| t.map(|t| t.div_euclid(1000) * 1000))
-            .collect();
-        assert_eq!(col_i64(&parsed, "time"), truncated);
+        let truncated = Wire::of(&events, |t| t.div_euclid(1000) * 1000);
+        assert_eq!(col_i64(&parsed, "time"), truncated.time);
+    }
+
+    /// What the connector should read of each row of `events`: `time` through `instant`,
+    /// the garbled resends' broken fields as their kind says, and the start of the row's
+    /// `malformed` reason.
+    struct Wire {
+        time: Vec<Option<i64>>,
+        revenue: Vec<Option<i64>>,
+        currency: Vec<Option<String>>,
+        reason: Vec<Option<&'static str>>,
+    }
+
+    impl Wire {
+        fn of(events: &DataFrame, instant: fn(i64) -> i64) -> Wire {
+            let kinds: Vec<Option<Garble>> = col_str(events, "malformed")
+                .into_iter()
+                .map(|k| k.map(|k| Garble::from_label(&k).unwrap()))
+                .collect();
+            assert!(
+                kinds.iter().any(Option::is_some),
+                "the world has garbled resends"
+            );
+            let mut wire = Wire {
+                time: col_i64(events, "time"),
+                revenue: col_i64(events, "revenue_micros"),
+                currency: col_str(events, "currency"),
+                reason: vec![None; events.height()],
+            };
+            for (i, kind) in kinds.iter().enumerate() {
+                wire.time[i] = wire.time[i].map(instant);
+                match kind {
+                    Some(Garble::TimeText) => {
+                        wire.time[i] = None;
+                        wire.reason[i] = Some("time: must be a number of ");
+                    }
+                    Some(Garble::RevenueText) => {
+                        wire.revenue[i] = None;
+                        wire.reason[i] = Some("revenue: must be a decimal number");
+                    }
+                    Some(Garble::RevenueNegative) => wire.revenue[i] = wire.revenue[i].map(|r| -r),
+                    Some(Garble::CurrencyUnknown) => wire.currency[i] = Some("XXX".into()),
+                    None => {}
+                }
+            }
+            wire
+        }
+    }
+
+    /// One line per kind of garbled resend, and a sound purchase: the connector lands each
+    /// line, and the cleanse's malformed rule rejects exactly the garbled ones, each with the
+    /// reason its kind should give.
+    #[test]
+    fn garbled_resends_land_and_are_rejected_as_malformed() {
+        let kinds: [Option<&str>; 6] = [
+            None,
+            Some("time_text"),
+            Some("revenue_text"),
+            Some("revenue_text"),
+            Some("revenue_negative"),
+            Some("currency_unknown"),
+        ];
+        let n = kinds.len();
+        let df = df!(
+            "row_id" => (0..n as u64).collect::<Vec<_>>(),
+            "time" => vec![1_767_312_000_123i64; n],
+            "event" => ["purchase", "purchase", "app_open", "purchase", "purchase", "purchase"],
+            "device_id" => vec![7u64; n],
+            "login_id" => vec![Some(42u64); n],
+            "insert_id" => vec![255u64; n],
+            "platform" => vec!["ios"; n],
+            "country" => vec!["KR"; n],
+            "revenue_micros" => [Some(1_200_000_000i64), Some(1_200_000_000), None,
+                Some(1_200_000_000), Some(1_200_000_000), Some(1_200_000_000)],
+            "currency" => [Some("KRW"), Some("KRW"), None, Some("KRW"), Some("KRW"), Some("KRW")],
+            "malformed" => kinds,
+        )
+        .unwrap()
+        .lazy()
+        .with_column(col("time").cast(DataType::Datetime(
+            TimeUnit::Milliseconds,
+            Some(TimeZone::UTC),
+        )))
+        .collect()
+        .unwrap();
+        let opts = ExportOptions::default();
+        let body = render_export(df, &opts).unwrap();
+        let text = String::from_utf8(body.clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].contains(r#""time":"yesterday""#), "{}", lines[1]);
+        assert!(lines[2].contains(r#""revenue":"lots""#), "{}", lines[2]);
+        assert!(!lines[2].contains("currency"), "{}", lines[2]);
+        assert!(lines[4].contains(r#""revenue":-1200,"#), "{}", lines[4]);
+        assert!(lines[5].contains(r#""currency":"XXX""#), "{}", lines[5]);
+
+        let raw = parse_export(&body, &opts, Utc::now(), "dt=2026-01-02").unwrap();
+        validate("raw.mixpanel_export", &raw);
+        assert_eq!(raw.height(), n, "every garbled line lands");
+        assert_eq!(
+            col_str(&raw, "malformed"),
+            [
+                None,
+                Some(
+                    r#"time: must be a number of seconds since the epoch, found "yesterday""#
+                        .into()
+                ),
+                Some("revenue: must be a decimal number that fits in micros, found lots".into()),
+                Some("revenue: must be a decimal number that fits in micros, found lots".into()),
+                None,
+                None,
+            ]
+        );
+        assert_eq!(
+            col_i64(&raw, "revenue_micros"),
+            [
+                Some(1_200_000_000),
+                Some(1_200_000_000),
+                None,
+                None,
+                Some(-1_200_000_000),
+                Some(1_200_000_000)
+            ]
+        );
+
+        // KRW priced on the day; XXX is not.
+        let fx = df!(
+            "date" => [20_455i32],
+            "currency" => ["KRW"],
+            "usd_per_unit" => [0.00075f64],
+        )
+        .unwrap()
+        .lazy()
+        .with_column(col("date").cast(DataType::Date));
+        let marked = reject_malformed_events(with_reject(raw.lazy()), fx)
+            .collect()
+            .unwrap();
+        assert_eq!(
+            col_str(&marked, REJECT),
+            [
+                None,
+                Some(r#"malformed: time: must be a number of seconds since the epoch, found "yesterday""#.into()),
+                Some("malformed: revenue: must be a decimal number that fits in micros, found lots".into()),
+                Some("malformed: revenue: must be a decimal number that fits in micros, found lots".into()),
+                Some("malformed: revenue: negative (-1200000000 micros)".into()),
+                Some("malformed: currency=XXX has no FX rate on 2026-01-02".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_garbled_kind_needs_what_it_breaks() {
+        for (kind, revenue) in [("revenue_negative", None), ("no_such_kind", Some(5i64))] {
+            let df = df!(
+                "row_id" => [9u64],
+                "time" => [1_767_312_000_123i64],
+                "event" => ["app_open"],
+                "device_id" => [7u64],
+                "login_id" => [None::<u64>],
+                "insert_id" => [255u64],
+                "platform" => ["ios"],
+                "country" => ["KR"],
+                "revenue_micros" => [revenue],
+                "currency" => [revenue.map(|_| "KRW")],
+                "malformed" => [Some(kind)],
+            )
+            .unwrap()
+            .lazy()
+            .with_column(col("time").cast(DataType::Datetime(
+                TimeUnit::Milliseconds,
+                Some(TimeZone::UTC),
+            )))
+            .collect()
+            .unwrap();
+            let e = render_export(df, &ExportOptions::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("sim.events row 9") && e.contains(kind), "{e}");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -449,6 +687,7 @@ mod tests {
             "country" => ["KR", "JP"],
             "revenue_micros" => [Some(9_990_000i64), None],
             "currency" => [Some("USD"), None],
+            "malformed" => [None::<&str>, None],
         )
         .unwrap();
         let df = df
