@@ -10,7 +10,10 @@
 use polars::prelude::*;
 
 use super::dedup::mark_mixpanel_duplicates;
-use super::mixpanel::{finish_events, reject_listed_duplicates, reject_malformed_events};
+use super::mixpanel::{
+    finish_events, reject_listed_duplicates, reject_malformed_events, reject_unpriced_events,
+    reject_unreadable_events,
+};
 use super::reject::{REJECT, with_reject};
 
 /// The row ranges (offset, length) that cover `rows` rows in batches of `batch_rows`.
@@ -48,12 +51,34 @@ pub fn key_hash(key: Vec<Expr>) -> Expr {
 
 const HASH: &str = "_key_hash";
 
-/// The rows of one batch that the duplicate rule looks at: sound (no earlier rule rejected
-/// them, `fx` being the dense FX table) and with an `$insert_id`. Rows outside it are never
-/// duplicates and hide none.
-fn candidates(raw: LazyFrame, (offset, len): (i64, IdxSize), fx: &LazyFrame) -> LazyFrame {
-    reject_malformed_events(with_reject(raw.slice(offset, len)), fx.clone())
-        .filter(col("insert_id").is_not_null().and(col(REJECT).is_null()))
+/// The rows of one batch that the duplicate rule looks at: sound (no malformed rule rejects
+/// them; `unpriced` holds the day's lines in a currency the FX table does not price) and with
+/// an `$insert_id`. Rows outside it are never duplicates and hide none.
+fn candidates(raw: LazyFrame, (offset, len): (i64, IdxSize), unpriced: &Series) -> LazyFrame {
+    reject_unreadable_events(with_reject(raw.slice(offset, len))).filter(
+        col("insert_id")
+            .is_not_null()
+            .and(col(REJECT).is_null())
+            .and(
+                col("line")
+                    .is_in(lit(unpriced.clone()).implode(false), false)
+                    .not(),
+            ),
+    )
+}
+
+/// The lines of the day `raw` whose currency `fx` does not price on their UTC day.
+///
+/// Only rows with a currency (the purchases, a fraction of a percent) can be unpriced, so
+/// they are priced apart, once a day: joining every candidate row with the FX table, in both
+/// passes of every batch, took 16 s a day of 13.8 million events against 7 s without it.
+fn unpriced_lines(raw: &LazyFrame, fx: &LazyFrame) -> PolarsResult<Series> {
+    let with_currency = raw.clone().filter(col("currency").is_not_null());
+    let lines = reject_unpriced_events(with_reject(with_currency), fx.clone())
+        .filter(col(REJECT).is_not_null())
+        .select([col("line")])
+        .collect()?;
+    Ok(lines.column("line")?.as_materialized_series().clone())
 }
 
 /// The lines of the day's duplicates under Mixpanel's rule by `key` (see
@@ -74,10 +99,11 @@ pub fn duplicate_lines(
     hash: KeyHash,
 ) -> PolarsResult<Series> {
     let key_columns = || key.iter().map(|k| col(k.as_str())).collect::<Vec<_>>();
+    let unpriced = unpriced_lines(raw, fx)?;
     let mut hashed = Vec::with_capacity(ranges.len());
     for range in ranges {
         hashed.push(
-            candidates(raw.clone(), *range, fx)
+            candidates(raw.clone(), *range, &unpriced)
                 .select([col("line"), hash(key_columns()).alias(HASH)])
                 .collect()?
                 .lazy(),
@@ -103,7 +129,7 @@ pub fn duplicate_lines(
     let mut gathered = Vec::with_capacity(ranges.len());
     for range in ranges {
         gathered.push(
-            candidates(raw.clone(), *range, fx)
+            candidates(raw.clone(), *range, &unpriced)
                 .filter(col("line").is_in(lit(shared.clone()).implode(false), false))
                 .select(needed.clone())
                 .collect()?

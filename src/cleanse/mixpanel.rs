@@ -86,6 +86,12 @@ pub fn clean_mixpanel_events_eager(
 /// duplicate rule, which ignores rejected rows: a garbled resend that Mixpanel ingested first
 /// (say in a currency no one prices) must not make the sound send look like its duplicate.
 pub fn reject_malformed_events(lf: LazyFrame, fx: LazyFrame) -> LazyFrame {
+    reject_unpriced_events(reject_unreadable_events(lf), fx)
+}
+
+/// The malformed rules a row decides alone: what the parser could not read, negative
+/// revenue, revenue without a currency.
+pub fn reject_unreadable_events(lf: LazyFrame) -> LazyFrame {
     let lf = reject_where_with(
         lf,
         col("malformed").is_not_null(),
@@ -107,14 +113,19 @@ pub fn reject_malformed_events(lf: LazyFrame, fx: LazyFrame) -> LazyFrame {
             true,
         ),
     );
-    let lf = reject_where(
+    reject_where(
         lf,
         col("revenue_micros")
             .is_not_null()
             .and(col("currency").is_null()),
         "malformed",
         "currency: revenue without a currency",
-    );
+    )
+}
+
+/// The malformed rule that needs the FX table `fx`: a currency with no rate on the row's UTC
+/// day.
+pub fn reject_unpriced_events(lf: LazyFrame, fx: LazyFrame) -> LazyFrame {
     let lf = lf.with_column(utc_date(col("time")).alias(FX_DATE));
     reject_unknown_currency(lf, "currency", FX_DATE, fx).drop(cols([FX_DATE]))
 }
