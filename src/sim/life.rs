@@ -84,6 +84,26 @@ pub fn garble_threshold(rate: f64) -> u64 {
     (rate.max(0.0) * 18_446_744_073_709_551_616.0) as u64
 }
 
+/// One Mixpanel send's values, which its resends repeat.
+struct Send {
+    name: &'static str,
+    login: Option<u64>,
+    insert_id: u64,
+    revenue: Option<i64>,
+    currency: Option<&'static str>,
+}
+
+/// A resend of a [`Send`]: when, how it is broken (if it is), and its `truth.dirty_rows`
+/// label.
+struct Resend {
+    day: i64,
+    t: i64,
+    garbled: Option<Garble>,
+    label: &'static str,
+    /// Whether the send lost its user id, which the resend then lacks too.
+    dropped_login: bool,
+}
+
 /// Why a user is in the data although no campaign's real value should count them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TestKind {
@@ -584,18 +604,14 @@ impl Life<'_> {
         if dropped_login {
             login = None;
         }
-        let currency = revenue.map(|_| inst.currency);
-        let row = self.push_event(
-            rows.events.day(day),
-            inst,
-            t,
+        let send = Send {
             name,
             login,
             insert_id,
             revenue,
-            currency,
-            None,
-        );
+            currency: revenue.map(|_| inst.currency),
+        };
+        let row = self.push_event(rows.events.day(day), inst, t, &send, None);
         if dropped_login {
             rows.dirty
                 .day(day)
@@ -609,59 +625,54 @@ impl Life<'_> {
                 let end_of_day = self.start_ms + (day + 1) * DAY_MS - 1;
                 (t + rng.random_range(1_000..600_000)).min(end_of_day)
             };
-            let row = self.push_event(
-                rows.events.day(day),
-                inst,
-                dup_t,
-                name,
-                login,
-                insert_id,
-                revenue,
-                currency,
-                None,
-            );
-            let dirty = rows.dirty.day(day);
-            dirty.push("sim.events", row, "duplicate_event");
-            if dropped_login {
-                dirty.push("sim.events", row, "missing_user_id");
-            }
+            let resend = Resend {
+                day,
+                t: dup_t,
+                garbled: None,
+                label: "duplicate_event",
+                dropped_login,
+            };
+            self.resend(rows, inst, &send, resend);
         }
         // A garbled resend: the same send again at the same time, broken on the wire. Decided
         // by a hash of the send rather than by `rng`, and numbered apart (see `push_event`),
         // so that the rest of the world is row for row the same at any rate.
         let hash = ids::mix(insert_id ^ self.garble_salt);
         if hash < self.garble_below {
-            let kind = Garble::pick(hash, revenue.is_some());
-            let row = self.push_event(
-                rows.events.day(day),
-                inst,
+            let resend = Resend {
+                day,
                 t,
-                name,
-                login,
-                insert_id,
-                revenue,
-                currency,
-                Some(kind),
-            );
-            let dirty = rows.dirty.day(day);
-            dirty.push("sim.events", row, "malformed_event");
-            if dropped_login {
-                dirty.push("sim.events", row, "missing_user_id");
-            }
+                garbled: Some(Garble::pick(hash, revenue.is_some())),
+                label: "malformed_event",
+                dropped_login,
+            };
+            self.resend(rows, inst, &send, resend);
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Appends a resend of `send` and labels it in `truth.dirty_rows` (and as missing its
+    /// user id where the send lost it).
+    fn resend(&mut self, rows: &mut Sinks, inst: &Install<'_>, send: &Send, resend: Resend) {
+        let row = self.push_event(
+            rows.events.day(resend.day),
+            inst,
+            resend.t,
+            send,
+            resend.garbled,
+        );
+        let dirty = rows.dirty.day(resend.day);
+        dirty.push("sim.events", row, resend.label);
+        if resend.dropped_login {
+            dirty.push("sim.events", row, "missing_user_id");
+        }
+    }
+
     fn push_event(
         &mut self,
         cols: &mut EventCols,
         inst: &Install<'_>,
         t: i64,
-        name: &'static str,
-        login: Option<u64>,
-        insert_id: u64,
-        revenue: Option<i64>,
-        currency: Option<&'static str>,
+        send: &Send,
         garbled: Option<Garble>,
     ) -> u64 {
         // Garbled resends count apart: adding them must not renumber any other row.
@@ -677,14 +688,14 @@ impl Life<'_> {
         cols.row_id.push(row);
         cols.user_id.push(inst.user_id);
         cols.time.push(t);
-        cols.event.push(name);
+        cols.event.push(send.name);
         cols.device_id.push(inst.device_id);
-        cols.login_id.push(login);
-        cols.insert_id.push(insert_id);
+        cols.login_id.push(send.login);
+        cols.insert_id.push(send.insert_id);
         cols.platform.push(inst.platform);
         cols.country.push(inst.country);
-        cols.revenue_micros.push(revenue);
-        cols.currency.push(currency);
+        cols.revenue_micros.push(send.revenue);
+        cols.currency.push(send.currency);
         cols.malformed.push(garbled.map(Garble::label));
         row
     }
