@@ -79,6 +79,17 @@ pub enum LakeError {
         #[source]
         source: polars::error::PolarsError,
     },
+    #[error(
+        "{table}, partition dt={partition}: written in layout version {found}, older than this \
+         build reads (from {oldest}); write the partition again (for sim tables: simulate the \
+         world again)"
+    )]
+    OldLayout {
+        table: String,
+        partition: NaiveDate,
+        found: u32,
+        oldest: u32,
+    },
     #[error("{table}: cannot plan a scan")]
     Scan {
         table: String,

@@ -23,6 +23,17 @@ impl Lake {
         range: DateRange,
     ) -> Result<LazyFrame, LakeError> {
         let manifests = self.manifests_in(table, range).await?;
+        if let Some((dt, m)) = manifests
+            .iter()
+            .find(|(_, m)| m.schema_version < table.oldest_readable_version)
+        {
+            return Err(LakeError::OldLayout {
+                table: table.qualified_name(),
+                partition: *dt,
+                found: m.schema_version,
+                oldest: table.oldest_readable_version,
+            });
+        }
         let wanted: Vec<(NaiveDate, u32, String)> = manifests
             .into_iter()
             .flat_map(|(dt, m)| {

@@ -113,6 +113,11 @@ pub struct TableSchema {
     /// partition's manifest. A reader meeting a partition of a newer version than it knows
     /// stops that partition rather than misreading it.
     pub version: u32,
+    /// The oldest layout version a scan still reads (TOML `oldest_readable_version`, default
+    /// 1). Raised when old files lack what the readers now need and cannot be read as if
+    /// they had it: a scan meeting an older partition stops, naming it, rather than failing
+    /// later on a missing column or, worse, reading it wrongly.
+    pub oldest_readable_version: u32,
     pub columns: Vec<ColumnSchema>,
 }
 

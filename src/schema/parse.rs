@@ -25,6 +25,9 @@ struct RawTable {
     /// Layout version of the table's files; absent means 1.
     #[serde(default = "first_version")]
     version: u32,
+    /// The oldest layout version this build still reads; absent means 1 (every one).
+    #[serde(default = "first_version")]
+    oldest_readable_version: u32,
     columns: Vec<RawColumn>,
 }
 
@@ -256,6 +259,13 @@ pub(crate) fn parse_table(path: &str, text: &str) -> Result<TableSchema, SchemaE
         }
     }
 
+    if raw.oldest_readable_version == 0 || raw.oldest_readable_version > raw.version {
+        problems.push(format!(
+            "oldest_readable_version {} must be from 1 to the table's version {}",
+            raw.oldest_readable_version, raw.version
+        ));
+    }
+
     if !problems.is_empty() {
         return Err(invalid(problems.join("; ")));
     }
@@ -266,6 +276,7 @@ pub(crate) fn parse_table(path: &str, text: &str) -> Result<TableSchema, SchemaE
         partition: raw.partition,
         primary_key: raw.primary_key,
         version: raw.version,
+        oldest_readable_version: raw.oldest_readable_version,
         columns,
     })
 }

@@ -340,6 +340,26 @@ fn unknown_key_is_rejected() {
 }
 
 #[test]
+fn oldest_readable_version_is_within_the_tables_versions() {
+    let versioned = |keys: &str| SMALL_OK.replace("name = \"t\"", &format!("name = \"t\"\n{keys}"));
+    let ok = Registry::from_sources(&[(
+        "raw/t.toml",
+        &versioned("version = 3\noldest_readable_version = 2"),
+    )])
+    .unwrap();
+    let t = ok.get("raw.t").unwrap();
+    assert_eq!((t.version, t.oldest_readable_version), (3, 2));
+    let plain = Registry::from_sources(&[("raw/t.toml", SMALL_OK)]).unwrap();
+    assert_eq!(plain.get("raw.t").unwrap().oldest_readable_version, 1);
+    for keys in [
+        "version = 2\noldest_readable_version = 3",
+        "oldest_readable_version = 0",
+    ] {
+        bad(&versioned(keys), "raw/t.toml", "oldest_readable_version");
+    }
+}
+
+#[test]
 fn unknown_type_is_rejected() {
     let text = SMALL_OK.replace(
         "type = \"int64\"\ndescription = \"Id.\"",
