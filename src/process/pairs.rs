@@ -1,12 +1,13 @@
 //! The history's identifier pairs, folded once and kept between runs as an interned graph.
 //!
-//! Identity needs every pair of `clean.id_links` once ([`fold_links`]). Folding every daily
-//! partition again on every run made the night's process grow with the history: at 180
-//! days, folding 7.1 million link rows took 2.5 to 5 s of a 5.5 s resolution. So the pairs of
+//! Identity needs every pair of `clean.id_links`. Folding every daily partition again on
+//! every run made the night's process grow with the history: at 180 days, folding 7.1
+//! million link rows took 2.5 to 5 s of a 5.5 s resolution. So the pairs of
 //! the *settled* days (all but the last `recent_days`, which the nightly restatement window
 //! rewrites) are saved under `_state/process/id_pairs/` and reused while those days'
 //! `clean.id_links` partitions are the very versions they were folded from (see
-//! [`Lake::settled_fold`] for when it holds). The recent days are folded afresh.
+//! [`Lake::settled_fold`] for when it holds). The recent days' rows are read afresh, as they
+//! are ([`link_pairs`]).
 //!
 //! They are saved interned ([`intern_pairs`]: a row per identifier and its partners by
 //! number), not as string pairs: a night reads each settled identifier once instead of once
@@ -16,7 +17,7 @@
 use chrono::NaiveDate;
 use polars::prelude::*;
 
-use super::identity::{Edges, fold_links, intern_pairs};
+use super::identity::{Edges, intern_pairs, link_pairs};
 use crate::cleanse::{CleanseError, table};
 use crate::lake::{DateRange, FOLD_CHUNK_ROWS, FoldKey, Folding, Lake, unfolded_from};
 
@@ -29,29 +30,12 @@ const LINKS: &str = "clean.id_links";
 /// The history's pairs, and how much of them came from the saved fold.
 #[derive(Debug)]
 pub struct HistoryPairs {
-    /// The settled days' pairs interned, and the recent days' (with `extra`) folded.
+    /// The settled days' pairs interned, and plans of the recent days' rows (with `extra`).
     pub edges: Edges,
     /// The last day of the saved fold that was reused; `None` when all was folded afresh.
     pub reused_through: Option<NaiveDate>,
     /// The last day of the fold this call saved, when it saved one.
     pub saved_through: Option<NaiveDate>,
-}
-
-fn whole(e: PolarsError) -> CleanseError {
-    CleanseError::Table {
-        table: LINKS.into(),
-        error: e.to_string(),
-    }
-}
-
-/// `links` collected into one chunk per column. Read from a partition per day, the links
-/// come in a chunk per file, and Polars takes a group's string keys from a column of many
-/// chunks value by value, copying each string. Folding ten days of 30,000 installs a day took
-/// 0.55-0.64 s as read and 0.37-0.40 s in one chunk (copying included).
-fn one_chunk(links: LazyFrame) -> Result<LazyFrame, CleanseError> {
-    let mut df = links.collect().map_err(whole)?;
-    df.rechunk_mut_par();
-    Ok(df.lazy())
 }
 
 /// Every pair of `clean.id_links` plus `extra` (pairs in the same columns, such as the latest
@@ -80,7 +64,7 @@ async fn history_pairs_in_runs(
         params: FORMAT.into(),
     };
     let folding = Folding {
-        fold: fold_links,
+        fold: link_pairs,
         add: |interned: Option<DataFrame>, fresh| intern_pairs(interned.as_ref(), fresh),
         chunk_rows,
     };
@@ -88,25 +72,27 @@ async fn history_pairs_in_runs(
         .settled_fold(&key, t, &versions, recent_days, &folding)
         .await?;
 
-    let pair_columns = || ["dt", "left_kind", "left_id", "right_kind", "right_id"].map(col);
-    let mut recent = lake
-        .scan(
-            t,
-            DateRange::new(unfolded_from(settled.through), NaiveDate::MAX),
-        )
-        .await?
-        .select(pair_columns());
-    if let Some(pairs) = extra {
-        recent =
-            concat([recent, pairs.select(pair_columns())], UnionArgs::default()).map_err(whole)?;
+    // A plan per recent day, rows as they come: the graph takes repeated pairs once (see
+    // `link_pairs`), and reads one day at a time, freeing its strings once it has named them.
+    let from = unfolded_from(settled.through);
+    let mut recent = Vec::new();
+    for &dt in versions.keys().filter(|dt| **dt >= from) {
+        let what = format!("{LINKS}, partition dt={dt}");
+        recent.push((what, link_pairs(lake.scan(t, DateRange::day(dt)).await?)));
     }
-    let recent = fold_links(one_chunk(recent)?).collect().map_err(whole)?;
+    let recent_rows = lake
+        .row_count(t, DateRange::new(from, NaiveDate::MAX))
+        .await?;
+    if let Some(pairs) = extra {
+        recent.push(("the latest profile snapshot".to_string(), link_pairs(pairs)));
+    }
     tracing::info!(
         settled_identifiers = settled.frame.height(),
-        recent_pairs = recent.height(),
+        recent_days = recent.len(),
+        recent_rows,
         reused_through = ?settled.reused_through,
         saved_through = ?settled.saved_through,
-        "Identifier pairs folded."
+        "Identifier pairs gathered."
     );
     Ok(HistoryPairs {
         edges: Edges {
@@ -233,7 +219,9 @@ mod tests {
                 assert!(new, "an interned pair is kept once");
             }
         }
-        flat.add_pairs(&edges.pairs);
+        for (_, plan) in &edges.pairs {
+            flat.add_pairs(&plan.clone().collect().unwrap());
+        }
         flat
     }
 
@@ -243,7 +231,7 @@ mod tests {
             .scan(table(LINKS).unwrap(), DateRange::all())
             .await
             .unwrap();
-        flat(&Edges::from_pairs(fold_links(all).collect().unwrap()).unwrap())
+        flat(&Edges::from_pairs(LINKS, link_pairs(all)).unwrap())
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,10 +283,7 @@ mod tests {
 
         // Profile pairs from a snapshot day before the fold's end: their day is the first
         // day of identifiers the fold already holds.
-        let pair_columns = || ["dt", "left_kind", "left_id", "right_kind", "right_id"].map(col);
-        let profiles = links(day(2), &[43, 44, 0, 19])
-            .lazy()
-            .select(pair_columns());
+        let profiles = link_pairs(links(day(2), &[43, 44, 0, 19]).lazy());
         let with_profiles = history_pairs(&lake, 7, Some(profiles.clone()))
             .await
             .unwrap();
@@ -307,9 +292,8 @@ mod tests {
                 .scan(table(LINKS).unwrap(), DateRange::all())
                 .await
                 .unwrap();
-            let all = all.select(pair_columns());
-            let pairs = fold_links(concat([all, profiles], UnionArgs::default()).unwrap());
-            flat(&Edges::from_pairs(pairs.collect().unwrap()).unwrap())
+            let pairs = concat([link_pairs(all), profiles], UnionArgs::default()).unwrap();
+            flat(&Edges::from_pairs(LINKS, pairs).unwrap())
         };
         let got = flat(&with_profiles.edges);
         assert_eq!(got, expected);
@@ -360,5 +344,33 @@ mod tests {
         let lost = history_pairs(&lake, 7, None).await.unwrap();
         assert_eq!(lost.reused_through, None);
         assert_eq!(flat(&lost.edges), full_fold(&lake).await);
+    }
+
+    /// A recent day's links are read only as identity names them: a file that cannot be read
+    /// then fails the resolution with that table and partition named.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unreadable_recent_day_is_named_when_identity_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap()).unwrap();
+        for n in 0..3u32 {
+            land(&lake, day(i64::from(n)), &[n, n + 1]).await;
+        }
+        let t = table(LINKS).unwrap();
+        let broken = lake.manifest(t, day(1)).await.unwrap().unwrap();
+        std::fs::write(dir.path().join(&broken.files[0].path), b"not parquet").unwrap();
+        let pairs = history_pairs(&lake, 7, None).await.unwrap();
+        assert_eq!(pairs.edges.pairs.len(), 3, "a plan per recent day");
+        let installs = DataFrame::new_infer_height(vec![
+            Column::new("appsflyer_id".into(), Vec::<&str>::new()),
+            Column::new("install_time".into(), Vec::<i64>::new()),
+        ])
+        .unwrap();
+        let error = crate::process::identity::resolve_pairs(pairs.edges, installs.lazy())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("clean.id_links, partition dt=2026-01-02"),
+            "{error}"
+        );
     }
 }

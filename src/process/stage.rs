@@ -77,11 +77,10 @@ pub async fn run_process_with(
     // AppsFlyer rows are not held past the installs below.
     let attribution = attribution_campaigns(af.clone().lazy())?;
     let mut identity =
-        resolve_pairs(&pairs.edges, af.clone().lazy()).map_err(|e| CleanseError::Table {
+        resolve_pairs(pairs.edges, af.clone().lazy()).map_err(|e| CleanseError::Table {
             table: "clean.identities".into(),
             error: e.to_string(),
         })?;
-    drop(pairs);
     tracing::info!(
         identifiers = identity.nodes.height(),
         people = identity.people.height(),

@@ -9,14 +9,17 @@
 //! everything else in integers does the same work in one pass over the pairs and one over
 //! the installs.
 //!
-//! The graph borrows the identifiers from the frames it was built from (`'a`), so nothing is
-//! copied until the output frames are built.
+//! The identifiers the pairs and installs name are copied once each into one buffer of text
+//! ([`Names`]), found again through a table of slot numbers hashed by their text: the frames
+//! they came from can be dropped as soon as they are named, and the table holds four bytes
+//! per identifier where a map of `(kind, &str)` keys held thirty-two. The interned graph's
+//! identifiers are borrowed from its frame (`'a`), which outlives the graph.
 //!
 //! The settled days' graph is kept between runs already interned ([`Graph::interned_frame`]:
 //! a row per identifier, its row its node number, with the nodes it is paired with). So a
 //! graph is built in three steps:
 //! 1. the identifiers the later pairs and the installs name are hashed once each, to a
-//!    *slot* ([`Graph::name_pairs`], [`Graph::name_installs`]);
+//!    *slot* ([`Graph::name_pairs`], [`Graph::name_installs`]), a frame at a time;
 //! 2. the interned graph's identifiers become the first nodes, and each is looked up among
 //!    the slots ([`Graph::add_interned`]): the history's identifiers are read, not hashed
 //!    into a map of a million;
@@ -27,8 +30,10 @@
 //! the night.
 
 use std::cmp::Ordering;
+use std::hash::BuildHasher;
 use std::iter::once;
 
+use hashbrown::HashTable;
 use polars::prelude::*;
 
 use super::SHARED_KINDS;
@@ -48,22 +53,23 @@ const PENDING: u32 = u32::MAX;
 #[derive(Default)]
 pub(super) struct Graph<'a> {
     /// Kind names by kind code (a handful).
-    kinds: Vec<&'a str>,
-    /// `(kind code, id)` to slot, for every identifier the named pairs and installs hold.
-    index: PlHashMap<(u32, &'a str), u32>,
-    /// Per slot: its identifier and its node ([`PENDING`] until it has one).
-    slots: Vec<Slot<'a>>,
+    kinds: Vec<String>,
+    /// Every identifier the named pairs and installs hold, by slot.
+    names: Names,
     /// The pairs named, by slot, with their day: added by [`Graph::add_named`].
     named_pairs: Vec<(u32, u32, Option<i32>)>,
     /// Per install row named, in their order: its AppsFlyer id's slot and its install time
     /// in ms, where the row has an id.
     named_installs: Vec<Option<(u32, Option<i64>)>>,
-    /// Per node: kind code, id, first day seen (days since 1970-01-01) and earliest install
-    /// time in ms (AppsFlyer ids with an install only).
+    /// Per node: kind code, first day seen (days since 1970-01-01) and earliest install time
+    /// in ms (AppsFlyer ids with an install only).
     kind: Vec<u32>,
-    id: Vec<&'a str>,
     first_day: Vec<Option<i32>>,
     first_install: Vec<Option<i64>>,
+    /// The ids of the interned graph's nodes, which come first, borrowed from its frame.
+    interned_id: Vec<&'a str>,
+    /// The slot of each node after them, whose id [`Names`] holds.
+    named_slot: Vec<u32>,
     /// Every pair as node numbers.
     pairs: Vec<(u32, u32)>,
     /// Per install row named, in their order: the node of its AppsFlyer id, where the row
@@ -74,11 +80,101 @@ pub(super) struct Graph<'a> {
     interned_columns: Option<[Column; 2]>,
 }
 
-/// An identifier named by a pair or an install.
-struct Slot<'a> {
-    kind: u32,
-    id: &'a str,
-    node: u32,
+/// The identifiers named by pairs and installs, each once, by slot: its text in one buffer
+/// (slot `s` is `text[ends[s - 1]..ends[s]]`), its kind and its node.
+#[derive(Default)]
+struct Names {
+    text: String,
+    ends: Vec<u64>,
+    kind: Vec<u32>,
+    /// Per slot its node, [`PENDING`] until it has one.
+    node: Vec<u32>,
+    /// Slots, hashed by `(kind, id)`.
+    table: HashTable<u32>,
+    hasher: PlRandomState,
+}
+
+/// Slot `slot`'s id in `text` cut at `ends` ([`Names`]).
+fn text_of<'t>(text: &'t str, ends: &[u64], slot: u32) -> &'t str {
+    let s = slot as usize;
+    let start = if s == 0 { 0 } else { ends[s - 1] as usize };
+    &text[start..ends[s] as usize]
+}
+
+impl Names {
+    fn text(&self, slot: u32) -> &str {
+        text_of(&self.text, &self.ends, slot)
+    }
+
+    fn hash(&self, kind: u32, id: &str) -> u64 {
+        self.hasher.hash_one((kind, id))
+    }
+
+    /// The slot of `(kind, id)`, if named.
+    fn find(&self, kind: u32, id: &str) -> Option<u32> {
+        let hash = self.hash(kind, id);
+        self.table
+            .find(hash, |&s| {
+                self.kind[s as usize] == kind && self.text(s) == id
+            })
+            .copied()
+    }
+
+    /// The slot of `(kind, id)`, added when new.
+    fn slot(&mut self, kind: u32, id: &str) -> u32 {
+        let hash = self.hash(kind, id);
+        let next = self.ends.len() as u32;
+        let Names {
+            text,
+            ends,
+            kind: kinds,
+            table,
+            hasher,
+            ..
+        } = self;
+        let entry = table.entry(
+            hash,
+            |&s| kinds[s as usize] == kind && text_of(text, ends, s) == id,
+            |&s| hasher.hash_one((kinds[s as usize], text_of(text, ends, s))),
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(found) => *found.get(),
+            hashbrown::hash_table::Entry::Vacant(room) => {
+                room.insert(next);
+                self.text.push_str(id);
+                self.ends.push(self.text.len() as u64);
+                self.kind.push(kind);
+                self.node.push(PENDING);
+                next
+            }
+        }
+    }
+
+    /// Room for `n` more identifiers.
+    fn reserve(&mut self, n: usize) {
+        let Names {
+            text,
+            ends,
+            kind,
+            table,
+            hasher,
+            ..
+        } = self;
+        table.reserve(n, |&s| {
+            hasher.hash_one((kind[s as usize], text_of(text, ends, s)))
+        });
+        self.ends.reserve(n);
+        self.kind.reserve(n);
+        self.node.reserve(n);
+    }
+
+    /// Frees what only finding identifiers needs: the table, and each slot's kind and node
+    /// (the nodes keep their own). The text stays: the nodes' ids are read from it.
+    fn keep_text_only(&mut self) {
+        self.table = HashTable::new();
+        self.kind = Vec::new();
+        self.node = Vec::new();
+    }
 }
 
 /// The graph resolved: per node its component and conflict flag, per component its person.
@@ -86,17 +182,28 @@ pub(super) struct Resolved<'a> {
     graph: Graph<'a>,
     conflict: Vec<bool>,
     component: Vec<u32>,
-    people: Vec<Person<'a>>,
+    people: Vec<Person>,
     /// Per AppsFlyer id node, the advertising ids its pairs name (see
     /// [`Resolved::installs_frame`]).
     install_advertising_id: Vec<Seen<u32>>,
 }
 
-/// One component's person: their key and the ids that fill rows missing them.
-struct Person<'a> {
-    key: String,
-    known_advertising_id: Option<&'a str>,
-    known_user_id: Option<&'a str>,
+/// One component's person: their key and the ids that fill rows missing them, as nodes
+/// whose text is read only as the people frame is built (a String per person held ten
+/// million copies at the month's scale beside the frame made of them).
+struct Person {
+    key: Key,
+    known_advertising_id: Option<u32>,
+    known_user_id: Option<u32>,
+}
+
+/// Where a person's key comes from.
+#[derive(Clone, Copy)]
+enum Key {
+    /// The id of this node, the AppsFlyer id of their first install, as it is.
+    Install(u32),
+    /// `kind:id` of this node, their smallest identifier.
+    Node(u32),
 }
 
 /// How many distinct values (identifiers, nodes) a component or a node holds, and the one
@@ -127,9 +234,9 @@ impl<T: Copy + PartialEq> Seen<T> {
 
 impl<'a> Graph<'a> {
     /// The code of kind `name`, added when new.
-    fn kind_code(&mut self, name: &'a str) -> u32 {
+    fn kind_code(&mut self, name: &str) -> u32 {
         self.code_of(name).unwrap_or_else(|| {
-            self.kinds.push(name);
+            self.kinds.push(name.to_string());
             (self.kinds.len() - 1) as u32
         })
     }
@@ -138,34 +245,46 @@ impl<'a> Graph<'a> {
         self.kinds.iter().position(|k| *k == name).map(|i| i as u32)
     }
 
-    /// The slot of `(kind, id)`, added when new.
-    fn name(&mut self, kind: &'a str, id: &'a str) -> u32 {
-        let kind = self.kind_code(kind);
-        let next = self.slots.len() as u32;
-        let slot = *self.index.entry((kind, id)).or_insert(next);
-        if slot == next {
-            self.slots.push(Slot {
-                kind,
-                id,
-                node: PENDING,
-            });
+    /// The number of nodes.
+    fn nodes(&self) -> usize {
+        self.kind.len()
+    }
+
+    /// Node `v`'s id.
+    fn id(&self, v: u32) -> &str {
+        let v = v as usize;
+        match self.interned_id.get(v) {
+            Some(id) => id,
+            None => self.names.text(self.named_slot[v - self.interned_id.len()]),
         }
-        slot
+    }
+
+    /// Node `v`'s kind name.
+    fn kind_name(&self, v: u32) -> &str {
+        &self.kinds[self.kind[v as usize] as usize]
+    }
+
+    /// The slot of `(kind, id)`, added when new.
+    fn name(&mut self, kind: &str, id: &str) -> u32 {
+        let kind = self.kind_code(kind);
+        self.names.slot(kind, id)
     }
 
     /// Names the pairs of `edges` (`dt`, `left_kind`, `left_id`, `right_kind`, `right_id`).
-    /// A pair missing a kind or an id names no identifier and is skipped.
-    pub(super) fn name_pairs(&mut self, edges: &'a DataFrame) -> PolarsResult<()> {
+    /// A pair missing a kind or an id names no identifier and is skipped. The identifiers
+    /// are copied: `edges` may be dropped once named.
+    pub(super) fn name_pairs(&mut self, edges: &DataFrame) -> PolarsResult<()> {
         let dt = edges.column("dt")?.date()?.physical();
         let left_kind = edges.column("left_kind")?.str()?;
         let left_id = edges.column("left_id")?.str()?;
         let right_kind = edges.column("right_kind")?.str()?;
         let right_id = edges.column("right_id")?.str()?;
         self.named_pairs.reserve(edges.height());
-        // About one new identifier per pair (a person's pairs chain their ids): room for them
-        // up front, so the index is not rehashed a score of times as it grows.
-        self.index.reserve(edges.height());
-        self.slots.reserve(edges.height());
+        // A distinct pair brings about one new identifier (a person's pairs chain their ids),
+        // but the rows repeat pairs across days: room for half as many identifiers as rows up
+        // front, so the index is rehashed a few times at most as it grows, and a history of
+        // repeated rows does not reserve a map for twice the identifiers it names.
+        self.names.reserve(edges.height() / 2);
         let rows = dt
             .iter()
             .zip(left_kind.iter().zip(left_id.iter()))
@@ -182,7 +301,7 @@ impl<'a> Graph<'a> {
     }
 
     /// Names the installs (`appsflyer_id`, `install_time` in ms), row by row.
-    pub(super) fn name_installs(&mut self, installs: &'a DataFrame) -> PolarsResult<()> {
+    pub(super) fn name_installs(&mut self, installs: &DataFrame) -> PolarsResult<()> {
         let ids = installs.column("appsflyer_id")?.str()?;
         let times = installs.column("install_time")?.datetime()?.physical();
         self.named_installs.reserve(installs.height());
@@ -198,25 +317,27 @@ impl<'a> Graph<'a> {
     /// node. Comes after the naming, before [`Graph::add_named`].
     pub(super) fn add_interned(&mut self, interned: &'a DataFrame) -> PolarsResult<()> {
         polars_ensure!(
-            self.id.is_empty(),
+            self.nodes() == 0,
             InvalidOperation: "an interned graph must be added before any other node"
         );
         let (kind_column, id_column) = (interned.column("kind")?, interned.column("id")?);
         let kinds = kind_column.str()?;
         let ids = id_column.str()?;
         let first_days = interned.column("first_day")?.date()?.physical();
-        self.reserve_nodes(interned.height() + self.slots.len());
-        let named = !self.index.is_empty();
+        self.reserve_nodes(interned.height() + self.names.ends.len());
+        self.interned_id.reserve(interned.height());
+        let named = !self.names.ends.is_empty();
         let rows = kinds.iter().zip(ids.iter()).zip(first_days.iter());
         for (v, ((kind, id), day)) in rows.enumerate() {
             let (Some(kind), Some(id)) = (kind, id) else {
                 polars_bail!(ComputeError: "interned identifier {v} has no kind or id");
             };
             let code = self.kind_code(kind);
-            if named && let Some(&slot) = self.index.get(&(code, id)) {
-                self.slots[slot as usize].node = v as u32;
+            if named && let Some(slot) = self.names.find(code, id) {
+                self.names.node[slot as usize] = v as u32;
             }
-            self.push_node(code, id, day);
+            self.push_node(code, day);
+            self.interned_id.push(id);
         }
         self.interned_columns = Some([kind_column.clone(), id_column.clone()]);
         self.add_interned_pairs(interned.column("partners")?.list()?)
@@ -226,14 +347,18 @@ impl<'a> Graph<'a> {
     /// not copied) followed by the nodes added since.
     fn node_columns(&self) -> PolarsResult<[Column; 2]> {
         let from = self.interned_columns.as_ref().map_or(0, |[k, _]| k.len());
-        let kind: Vec<&str> = self.kind[from..]
-            .iter()
-            .map(|k| self.kinds[*k as usize])
-            .collect();
-        let added = [
-            Column::new("kind".into(), kind),
-            Column::new("id".into(), &self.id[from..]),
-        ];
+        // Taken from a column of the few kind names by code: each row's view points into
+        // that column's buffer, rather than a copy of its kind's name per identifier.
+        let names = Column::new("kind".into(), self.kinds.as_slice());
+        let codes = IdxCa::from_vec(
+            "kind".into(),
+            self.kind[from..].iter().map(|k| *k as IdxSize).collect(),
+        );
+        let ids = StringChunked::from_iter_values(
+            "id".into(),
+            (from..self.nodes()).map(|v| self.id(v as u32)),
+        );
+        let added = [names.take(&codes)?, ids.into_column()];
         let Some(interned) = &self.interned_columns else {
             return Ok(added);
         };
@@ -247,7 +372,7 @@ impl<'a> Graph<'a> {
 
     /// The pairs of an interned graph: row `v`'s partners `u` are pairs `(v, u)`.
     fn add_interned_pairs(&mut self, partners: &ListChunked) -> PolarsResult<()> {
-        let nodes = self.id.len();
+        let nodes = self.nodes();
         let partners = partners.rechunk();
         let values = partners.get_inner();
         let values = values.u32()?.rechunk();
@@ -279,30 +404,29 @@ impl<'a> Graph<'a> {
 
     /// The node of `slot`, added when it has none; `day` lowers its first day seen.
     fn slot_node(&mut self, slot: u32, day: Option<i32>) -> u32 {
-        let s = &self.slots[slot as usize];
-        if s.node == PENDING {
-            let (kind, id) = (s.kind, s.id);
-            let node = self.id.len() as u32;
-            self.slots[slot as usize].node = node;
-            self.push_node(kind, id, day);
+        let node = self.names.node[slot as usize];
+        if node == PENDING {
+            let node = self.nodes() as u32;
+            self.names.node[slot as usize] = node;
+            self.push_node(self.names.kind[slot as usize], day);
+            self.named_slot.push(slot);
             node
         } else {
-            let first = &mut self.first_day[s.node as usize];
+            let first = &mut self.first_day[node as usize];
             *first = min_option(*first, day);
-            s.node
+            node
         }
     }
 
-    fn push_node(&mut self, code: u32, id: &'a str, day: Option<i32>) {
+    /// A node of kind `code` first seen on `day`; its id is pushed by the caller.
+    fn push_node(&mut self, code: u32, day: Option<i32>) {
         self.kind.push(code);
-        self.id.push(id);
         self.first_day.push(day);
         self.first_install.push(None);
     }
 
     fn reserve_nodes(&mut self, n: usize) {
         self.kind.reserve(n);
-        self.id.reserve(n);
         self.first_day.reserve(n);
         self.first_install.reserve(n);
     }
@@ -336,7 +460,7 @@ impl<'a> Graph<'a> {
         // Looked up once every timed row is in, so a later row's id is found too.
         for (row, named) in installs.iter().enumerate() {
             if let Some((slot, None)) = *named {
-                let node = self.slots[slot as usize].node;
+                let node = self.names.node[slot as usize];
                 self.install_node[row] = (node != PENDING).then_some(node);
             }
         }
@@ -352,13 +476,13 @@ impl<'a> Graph<'a> {
         pairs.dedup();
         let mut partners = ListPrimitiveChunkedBuilder::<UInt32Type>::new(
             "partners".into(),
-            self.id.len(),
+            self.nodes(),
             pairs.len(),
             DataType::UInt32,
         );
         let mut rest = pairs.as_slice();
         let mut rights: Vec<u32> = Vec::new();
-        for v in 0..self.id.len() as u32 {
+        for v in 0..self.nodes() as u32 {
             let n = rest.iter().take_while(|(a, _)| *a == v).count();
             rights.clear();
             rights.extend(rest[..n].iter().map(|(_, b)| *b));
@@ -377,7 +501,7 @@ impl<'a> Graph<'a> {
     /// Per node, the distinct advertising ids paired with it where it is an AppsFlyer id on
     /// the left of the pair (the side `clean.id_links` puts an install's id on).
     fn install_advertising_ids(&self) -> Vec<Seen<u32>> {
-        let mut seen = vec![Seen::None; self.id.len()];
+        let mut seen = vec![Seen::None; self.nodes()];
         let (Some(install), Some(ad)) = (self.code_of(INSTALL_KIND), self.code_of(AD_KIND)) else {
             return seen;
         };
@@ -391,14 +515,14 @@ impl<'a> Graph<'a> {
 
     /// Per node, whether it is a shared identifier seen with more than one app user id.
     fn conflicts(&self) -> Vec<bool> {
-        let mut conflict = vec![false; self.id.len()];
+        let mut conflict = vec![false; self.nodes()];
         let Some(user) = self.code_of(USER_KIND) else {
             return conflict;
         };
         let shared: Vec<bool> = self
             .kinds
             .iter()
-            .map(|k| SHARED_KINDS.contains(k))
+            .map(|k| SHARED_KINDS.contains(&k.as_str()))
             .collect();
         let is_shared = |v: u32| shared[self.kind[v as usize] as usize];
         let is_user = |v: u32| self.kind[v as usize] == user;
@@ -424,7 +548,7 @@ impl<'a> Graph<'a> {
     /// Connected components of the pairs without conflicting nodes (each of which stays
     /// alone): per node a dense component number, and the number of components.
     fn components(&self, conflict: &[bool]) -> (Vec<u32>, usize) {
-        let n = self.id.len();
+        let n = self.nodes();
         let mut parent: Vec<u32> = (0..n as u32).collect();
         for &(a, b) in &self.pairs {
             if conflict[a as usize] || conflict[b as usize] {
@@ -454,10 +578,10 @@ impl<'a> Graph<'a> {
     /// `kind:id` of a node compared with another's, without building either string.
     fn cmp_node_keys(&self, a: u32, b: u32) -> Ordering {
         let key = |v: u32| {
-            self.kinds[self.kind[v as usize] as usize]
+            self.kind_name(v)
                 .bytes()
                 .chain(once(b':'))
-                .chain(self.id[v as usize].bytes())
+                .chain(self.id(v).bytes())
         };
         key(a).cmp(key(b))
     }
@@ -469,26 +593,26 @@ impl<'a> Graph<'a> {
     /// id and app user id are the one (non-conflicting) identifier of that kind they hold,
     /// where they hold exactly one.
     pub(super) fn resolve(mut self) -> Resolved<'a> {
-        // Nothing looks identifiers up any more: free the map before the output is built.
-        self.index = PlHashMap::default();
-        self.slots = Vec::new();
+        // Nothing looks identifiers up any more: free the table before the output is built.
+        self.names.keep_text_only();
         let conflict = self.conflicts();
         let (component, count) = self.components(&conflict);
         let install_advertising_id = self.install_advertising_ids();
         let ad = self.code_of(AD_KIND);
         let user = self.code_of(USER_KIND);
-        let mut install: Vec<Option<(i64, &'a str)>> = vec![None; count];
+        // Per component, its first install's time and AppsFlyer id node.
+        let mut install: Vec<Option<(i64, u32)>> = vec![None; count];
         let mut smallest: Vec<Option<u32>> = vec![None; count];
         let mut ads = vec![Seen::None; count];
         let mut users = vec![Seen::None; count];
         for (v, &c) in component.iter().enumerate() {
             let c = c as usize;
             let node = v as u32;
-            let id = self.id[v];
             if let Some(ms) = self.first_install[v] {
-                let candidate = (ms, id);
-                if install[c].is_none_or(|best| candidate < best) {
-                    install[c] = Some(candidate);
+                let earlier =
+                    |(best_ms, best): (i64, u32)| (ms, self.id(node)) < (best_ms, self.id(best));
+                if install[c].is_none_or(earlier) {
+                    install[c] = Some((ms, node));
                 }
             }
             if smallest[c].is_none_or(|s| self.cmp_node_keys(node, s) == Ordering::Less) {
@@ -498,21 +622,19 @@ impl<'a> Graph<'a> {
                 continue;
             }
             let kind = Some(self.kind[v]);
+            // A node is one identifier, so the same node is the same id.
             if kind == ad {
-                ads[c] = ads[c].add(id);
+                ads[c] = ads[c].add(node);
             } else if kind == user {
-                users[c] = users[c].add(id);
+                users[c] = users[c].add(node);
             }
         }
         let people = (0..count)
             .map(|c| Person {
+                // Every component holds a node, so one of the two is always there.
                 key: match (install[c], smallest[c]) {
-                    (Some((_, id)), _) => id.to_string(),
-                    (None, Some(v)) => format!(
-                        "{}:{}",
-                        self.kinds[self.kind[v as usize] as usize], self.id[v as usize]
-                    ),
-                    (None, None) => String::new(),
+                    (Some((_, v)), _) => Key::Install(v),
+                    (None, v) => Key::Node(v.unwrap_or_default()),
                 },
                 known_advertising_id: ads[c].only(),
                 known_user_id: users[c].only(),
@@ -565,13 +687,32 @@ impl Resolved<'_> {
     /// `user_key`, `known_advertising_id`, `known_user_id`: a row per person, in component
     /// order (not stable between runs either).
     pub(super) fn people_frame(&self) -> PolarsResult<DataFrame> {
-        let keys: Vec<&str> = self.people.iter().map(|p| p.key.as_str()).collect();
-        let ads: Vec<Option<&str>> = self.people.iter().map(|p| p.known_advertising_id).collect();
-        let users: Vec<Option<&str>> = self.people.iter().map(|p| p.known_user_id).collect();
+        let g = &self.graph;
+        let mut keys = StringChunkedBuilder::new("user_key".into(), self.people.len());
+        let mut text = String::new();
+        for person in &self.people {
+            match person.key {
+                Key::Install(v) => keys.append_value(g.id(v)),
+                Key::Node(v) => {
+                    text.clear();
+                    text.push_str(g.kind_name(v));
+                    text.push(':');
+                    text.push_str(g.id(v));
+                    keys.append_value(&text);
+                }
+            }
+        }
+        let known = |name: &str, node: fn(&Person) -> Option<u32>| {
+            StringChunked::from_iter_options(
+                name.into(),
+                self.people.iter().map(|p| node(p).map(|v| g.id(v))),
+            )
+            .into_column()
+        };
         DataFrame::new_infer_height(vec![
-            Column::new("user_key".into(), keys),
-            Column::new("known_advertising_id".into(), ads),
-            Column::new("known_user_id".into(), users),
+            keys.finish().into_column(),
+            known("known_advertising_id", |p| p.known_advertising_id),
+            known("known_user_id", |p| p.known_user_id),
         ])
     }
 

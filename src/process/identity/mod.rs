@@ -49,59 +49,68 @@ pub struct Identity {
 pub enum IdentityError {
     #[error(transparent)]
     Polars(#[from] PolarsError),
+    #[error("reading the identifier pairs of {what}: {error}")]
+    Read { what: String, error: PolarsError },
 }
 
-/// Every identifier pair of `links` once, with the first day it was seen: `dt`, `left_kind`,
-/// `left_id`, `right_kind`, `right_id`.
+/// The columns of `links` identity reads: `dt`, `left_kind`, `left_id`, `right_kind`,
+/// `right_id`, a row per pair as some day linked it.
 ///
 /// A pair is linked again on every day its person is active, so the history's daily links
 /// repeat each pair many times (7.1 million rows for 1.1 million identifiers in the 180-day
-/// benchmark). Every rule of the resolution needs a pair once, with the first day it was
-/// seen: folding first keeps its string-keyed joins and sorts growing with the people rather
-/// than the days.
-pub fn fold_links(links: LazyFrame) -> LazyFrame {
-    links
-        .group_by([
-            col("left_kind"),
-            col("left_id"),
-            col("right_kind"),
-            col("right_id"),
-        ])
-        .agg([col("dt").min()])
-        .select([
-            col("dt"),
-            col("left_kind"),
-            col("left_id"),
-            col("right_kind"),
-            col("right_id"),
-        ])
+/// benchmark). They are not folded to a row per pair first: the graph hashes each
+/// *identifier* once however many rows name it, keeps a pair as two node numbers, and takes
+/// each identifier's first day as it goes ([`intern_pairs`], [`resolve_pairs`]). A Polars
+/// group-by on the four string keys did the same work at several times the memory: at the
+/// month's last three days (16.9 million pairs) it was the process stage's peak.
+pub fn link_pairs(links: LazyFrame) -> LazyFrame {
+    links.select([
+        col("dt"),
+        col("left_kind"),
+        col("left_id"),
+        col("right_kind"),
+        col("right_id"),
+    ])
 }
 
 /// The identifier pairs identity resolves: an interned graph (the process stage keeps the
-/// settled days' between runs, see `process::pairs`) and pairs as [`fold_links`] folds them.
-#[derive(Debug, Clone)]
+/// settled days' between runs, see `process::pairs`) and pairs as [`link_pairs`] gives them.
+#[derive(Clone)]
 pub struct Edges {
     /// `kind`, `id`, `first_day`, `partners`: a row per identifier, whose number is its row,
     /// with the first day of its pairs and the identifiers it is the left of a pair with
     /// ([`intern_pairs`]).
     pub interned: DataFrame,
-    /// `dt`, `left_kind`, `left_id`, `right_kind`, `right_id`: further pairs, which may
-    /// repeat some of `interned` (a pair counts once however often it is given).
-    pub pairs: DataFrame,
+    /// Plans of `dt`, `left_kind`, `left_id`, `right_kind`, `right_id`: further pairs, which
+    /// may repeat each other and some of `interned` (a pair counts once however often it is
+    /// given, on the earliest day it is given). Several plans (a day's each) rather than one:
+    /// [`resolve_pairs`] collects each only to name its identifiers and then drops it, so no
+    /// two days' strings are held at once, nor any beside the whole graph's. Each plan comes
+    /// with what it reads (`clean.id_links, partition dt=2026-01-28`), which a failed read names.
+    pub pairs: Vec<(String, LazyFrame)>,
+}
+
+impl std::fmt::Debug for Edges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Edges")
+            .field("interned_identifiers", &self.interned.height())
+            .field("pair_plans", &self.pairs.len())
+            .finish()
+    }
 }
 
 impl Edges {
     /// Pairs alone, nothing interned yet.
-    pub fn from_pairs(pairs: DataFrame) -> PolarsResult<Self> {
+    pub fn from_pairs(what: &str, pairs: LazyFrame) -> PolarsResult<Self> {
         Ok(Self {
             interned: Graph::default().interned_frame()?,
-            pairs,
+            pairs: vec![(what.to_string(), pairs)],
         })
     }
 }
 
 /// `interned` (an interned graph, see [`Edges::interned`]; none to start one) with the pairs
-/// of `pairs` (as [`fold_links`] folds them) added: the identifiers already there keep their
+/// of `pairs` (as [`link_pairs`] gives them) added: the identifiers already there keep their
 /// numbers and first days seen (lowered by the new pairs' days), new ones are numbered after
 /// them.
 pub fn intern_pairs(interned: Option<&DataFrame>, pairs: LazyFrame) -> PolarsResult<DataFrame> {
@@ -121,9 +130,10 @@ pub fn intern_pairs(interned: Option<&DataFrame>, pairs: LazyFrame) -> PolarsRes
 ///
 /// An identifier is first seen on the earliest day of its pairs and installs (an install's
 /// UTC day). The work is done on the interned graph of [`graph`]; the frames are built once
-/// at the end, [`Identity::installs`] row for row with `installs`.
+/// at the end, [`Identity::installs`] row for row with `installs`. `edges` is taken: each
+/// plan of its pairs is collected in turn and freed as soon as it is named.
 #[tracing::instrument(level = "debug", skip_all)]
-pub fn resolve_pairs(edges: &Edges, installs: LazyFrame) -> Result<Identity, IdentityError> {
+pub fn resolve_pairs(edges: Edges, installs: LazyFrame) -> Result<Identity, IdentityError> {
     let installs = installs
         .select([
             col("appsflyer_id"),
@@ -133,12 +143,19 @@ pub fn resolve_pairs(edges: &Edges, installs: LazyFrame) -> Result<Identity, Ide
             )),
         ])
         .collect()?;
+    let Edges { interned, pairs } = edges;
     let mut graph = Graph::default();
-    step("name", || {
-        graph.name_pairs(&edges.pairs)?;
-        graph.name_installs(&installs)
+    tracing::debug_span!("identity", step = "name").in_scope(|| {
+        for (what, plan) in pairs {
+            let frame = plan
+                .collect()
+                .map_err(|error| IdentityError::Read { what, error })?;
+            graph.name_pairs(&frame)?;
+        }
+        graph.name_installs(&installs).map_err(IdentityError::from)
     })?;
-    step("interned", || graph.add_interned(&edges.interned))?;
+    drop(installs);
+    step("interned", || graph.add_interned(&interned))?;
     step("add", || {
         graph.add_named();
         Ok(())
@@ -217,7 +234,7 @@ mod tests {
 
     /// Identity straight from daily links, nothing interned.
     fn resolve(links: LazyFrame, installs: LazyFrame) -> Result<Identity, IdentityError> {
-        resolve_pairs(&Edges::from_pairs(fold_links(links).collect()?)?, installs)
+        resolve_pairs(Edges::from_pairs("test links", links)?, installs)
     }
 
     fn key_of(identity: &Identity, kind: &str, id: &str) -> String {
@@ -422,19 +439,18 @@ mod tests {
         damaged.with_column(partners.into()).unwrap();
         let given = Edges {
             interned: damaged,
-            pairs: fold_links(links(&[])).collect().unwrap(),
+            pairs: vec![("no links".into(), links(&[]))],
         };
-        let error = resolve_pairs(&given, installs(&[]))
-            .unwrap_err()
-            .to_string();
+        let error = resolve_pairs(given, installs(&[])).unwrap_err().to_string();
         assert!(
             error.contains("interned identifier 0 is paired with 7"),
             "{error}"
         );
     }
 
-    /// Folded pairs and installs drawn at random from small pools of identifiers, so that
-    /// pairs chain people together, shared ids meet several users, and install times tie.
+    /// Link rows and installs drawn at random from small pools of identifiers, so that pairs
+    /// chain people together and repeat on several days, shared ids meet several users, and
+    /// install times tie.
     fn random_history(seed: u64) -> (DataFrame, DataFrame) {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(seed);
@@ -480,7 +496,7 @@ mod tests {
                 .unwrap(),
         ])
         .unwrap();
-        (fold_links(links.lazy()).collect().unwrap(), installs)
+        (links, installs)
     }
 
     #[test]
@@ -491,10 +507,13 @@ mod tests {
             let want = reference::resolve(edges.clone(), installs.clone().lazy());
             // Once with every pair given as pairs, once with most of them interned first.
             for (how, given) in [
-                ("pairs", Edges::from_pairs(edges.clone()).unwrap()),
+                (
+                    "pairs",
+                    Edges::from_pairs("pairs", edges.clone().lazy()).unwrap(),
+                ),
                 ("interned", partly_interned(&edges, seed)),
             ] {
-                let got = resolve_pairs(&given, installs.clone().lazy()).unwrap();
+                let got = resolve_pairs(given, installs.clone().lazy()).unwrap();
                 conflicts_seen += got.conflicts;
                 assert_same(&got, &want, &format!("seed {seed} ({how})"));
             }
@@ -526,10 +545,14 @@ mod tests {
         let again = pairs
             .filter(&BooleanChunked::new("again".into(), again))
             .unwrap();
-        let later = concat([days(second, i32::MAX), again.lazy()], UnionArgs::default()).unwrap();
+        // Two frames, as a night gives a frame per day: an identifier of the second may be
+        // named by the first already.
         Edges {
             interned,
-            pairs: fold_links(later).collect().unwrap(),
+            pairs: vec![
+                ("later days".into(), days(second, i32::MAX)),
+                ("again".into(), again.lazy()),
+            ],
         }
     }
 

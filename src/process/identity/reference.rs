@@ -17,8 +17,30 @@ fn in_place() -> JoinArgs {
     }
 }
 
-/// The whole resolution, as `resolve_pairs` defines it.
-pub(super) fn resolve(edges: DataFrame, installs: LazyFrame) -> Identity {
+/// Every pair of `links` once, with the first day it was seen: the fold the plans below
+/// expect (the graph takes the rows as they are).
+fn fold_links(links: LazyFrame) -> LazyFrame {
+    links
+        .group_by([
+            col("left_kind"),
+            col("left_id"),
+            col("right_kind"),
+            col("right_id"),
+        ])
+        .agg([col("dt").min()])
+        .select([
+            col("dt"),
+            col("left_kind"),
+            col("left_id"),
+            col("right_kind"),
+            col("right_id"),
+        ])
+}
+
+/// The whole resolution, as `resolve_pairs` defines it, of `links` (a row per pair as some
+/// day linked it, pairs repeated).
+pub(super) fn resolve(links: DataFrame, installs: LazyFrame) -> Identity {
+    let edges = fold_links(links.lazy()).collect().unwrap();
     let conflicts = conflicting_ids(edges.clone().lazy()).collect().unwrap();
     let installs = installs
         .select([col("appsflyer_id"), col("install_time")])
