@@ -88,7 +88,7 @@ async fn history_pairs_in_runs(
     }
     tracing::info!(
         settled_identifiers = settled.frame.height(),
-        recent_days = recent.len(),
+        recent_plans = recent.len(),
         recent_rows,
         reused_through = ?settled.reused_through,
         saved_through = ?settled.saved_through,

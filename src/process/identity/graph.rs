@@ -18,13 +18,13 @@
 //! The settled days' graph is kept between runs already interned ([`Graph::interned_frame`]:
 //! a row per identifier, its row its node number, with the nodes it is paired with). So a
 //! graph is built in three steps:
-//! 1. the identifiers the later pairs and the installs name are hashed once each, to a
-//!    *slot* ([`Graph::name_pairs`], [`Graph::name_installs`]), a frame at a time;
+//! 1. the identifiers the later pairs and the installs name are hashed, as each row names
+//!    them, to a *slot* ([`Graph::name_pairs`], [`Graph::name_installs`]), a frame at a time;
 //! 2. the interned graph's identifiers become the first nodes, and each is looked up among
 //!    the slots ([`Graph::add_interned`]): the history's identifiers are read, not hashed
 //!    into a map of a million;
 //! 3. the named pairs and installs are added by slot ([`Graph::add_named`]): a slot that
-//!    found no interned node becomes a new one. No identifier is hashed twice.
+//!    found no interned node becomes a new one. Nothing is hashed after naming.
 //!
 //! At 180 days reading the string pairs, their anti-join and interning had taken 2 to 3 s of
 //! the night.
