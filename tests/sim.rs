@@ -154,23 +154,18 @@ async fn dirty_shares_match_the_configured_rates() {
         .filter(col("malformed").is_not_null())
         .collect()
         .unwrap();
-    let mut named_ids: Vec<u64> = named
-        .column("row_id")
-        .unwrap()
-        .u64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
-    let mut garbled_ids: Vec<u64> = garbled
-        .column("row_id")
-        .unwrap()
-        .u64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect();
-    named_ids.sort_unstable();
-    garbled_ids.sort_unstable();
-    assert_eq!(named_ids, garbled_ids);
+    let sorted_row_ids = |df: &DataFrame| {
+        let mut ids: Vec<u64> = df
+            .column("row_id")
+            .unwrap()
+            .u64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    assert_eq!(sorted_row_ids(&named), sorted_row_ids(&garbled));
     let kinds = named
         .clone()
         .lazy()

@@ -80,16 +80,12 @@ async fn history_pairs_in_runs(
         let what = format!("{LINKS}, partition dt={dt}");
         recent.push((what, link_pairs(lake.scan(t, DateRange::day(dt)).await?)));
     }
-    let recent_rows = lake
-        .row_count(t, DateRange::new(from, NaiveDate::MAX))
-        .await?;
     if let Some(pairs) = extra {
         recent.push(("the latest profile snapshot".to_string(), link_pairs(pairs)));
     }
     tracing::info!(
         settled_identifiers = settled.frame.height(),
         recent_plans = recent.len(),
-        recent_rows,
         reused_through = ?settled.reused_through,
         saved_through = ?settled.saved_through,
         "Identifier pairs gathered."

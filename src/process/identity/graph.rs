@@ -80,70 +80,92 @@ pub(super) struct Graph<'a> {
     interned_columns: Option<[Column; 2]>,
 }
 
-/// The identifiers named by pairs and installs, each once, by slot: its text in one buffer
-/// (slot `s` is `text[ends[s - 1]..ends[s]]`), its kind and its node.
+/// The identifiers named by pairs and installs, each once, by slot: its key ([`Keys`]), its
+/// node, and a table of the slots hashed by their keys.
 #[derive(Default)]
 struct Names {
-    text: String,
-    ends: Vec<u64>,
-    kind: Vec<u32>,
+    keys: Keys,
     /// Per slot its node, [`PENDING`] until it has one.
     node: Vec<u32>,
     /// Slots, hashed by `(kind, id)`.
     table: HashTable<u32>,
+}
+
+/// Each slot's `(kind, id)`: the ids' text in one buffer (slot `s` is
+/// `text[ends[s - 1]..ends[s]]`), and the kind codes.
+#[derive(Default)]
+struct Keys {
+    text: String,
+    ends: Vec<u64>,
+    kind: Vec<u32>,
     hasher: PlRandomState,
 }
 
-/// Slot `slot`'s id in `text` cut at `ends` ([`Names`]).
-fn text_of<'t>(text: &'t str, ends: &[u64], slot: u32) -> &'t str {
-    let s = slot as usize;
-    let start = if s == 0 { 0 } else { ends[s - 1] as usize };
-    &text[start..ends[s] as usize]
-}
+impl Keys {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
 
-impl Names {
     fn text(&self, slot: u32) -> &str {
-        text_of(&self.text, &self.ends, slot)
+        let s = slot as usize;
+        let start = if s == 0 { 0 } else { self.ends[s - 1] as usize };
+        &self.text[start..self.ends[s] as usize]
     }
 
     fn hash(&self, kind: u32, id: &str) -> u64 {
         self.hasher.hash_one((kind, id))
     }
 
+    /// The hash of slot `slot`'s key, as the table rehashes it.
+    fn hash_of(&self, slot: u32) -> u64 {
+        self.hash(self.kind[slot as usize], self.text(slot))
+    }
+
+    fn is(&self, slot: u32, kind: u32, id: &str) -> bool {
+        self.kind[slot as usize] == kind && self.text(slot) == id
+    }
+
+    fn push(&mut self, kind: u32, id: &str) {
+        self.text.push_str(id);
+        self.ends.push(self.text.len() as u64);
+        self.kind.push(kind);
+    }
+}
+
+impl Names {
+    fn text(&self, slot: u32) -> &str {
+        self.keys.text(slot)
+    }
+
+    fn kind(&self, slot: u32) -> u32 {
+        self.keys.kind[slot as usize]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.keys.len() == 0
+    }
+
     /// The slot of `(kind, id)`, if named.
     fn find(&self, kind: u32, id: &str) -> Option<u32> {
-        let hash = self.hash(kind, id);
+        let hash = self.keys.hash(kind, id);
         self.table
-            .find(hash, |&s| {
-                self.kind[s as usize] == kind && self.text(s) == id
-            })
+            .find(hash, |&s| self.keys.is(s, kind, id))
             .copied()
     }
 
     /// The slot of `(kind, id)`, added when new.
     fn slot(&mut self, kind: u32, id: &str) -> u32 {
-        let hash = self.hash(kind, id);
-        let next = self.ends.len() as u32;
-        let Names {
-            text,
-            ends,
-            kind: kinds,
-            table,
-            hasher,
-            ..
-        } = self;
-        let entry = table.entry(
-            hash,
-            |&s| kinds[s as usize] == kind && text_of(text, ends, s) == id,
-            |&s| hasher.hash_one((kinds[s as usize], text_of(text, ends, s))),
-        );
+        let keys = &self.keys;
+        let hash = keys.hash(kind, id);
+        let entry = self
+            .table
+            .entry(hash, |&s| keys.is(s, kind, id), |&s| keys.hash_of(s));
         match entry {
             hashbrown::hash_table::Entry::Occupied(found) => *found.get(),
             hashbrown::hash_table::Entry::Vacant(room) => {
+                let next = self.keys.len() as u32;
                 room.insert(next);
-                self.text.push_str(id);
-                self.ends.push(self.text.len() as u64);
-                self.kind.push(kind);
+                self.keys.push(kind, id);
                 self.node.push(PENDING);
                 next
             }
@@ -152,19 +174,10 @@ impl Names {
 
     /// Room for `n` more identifiers.
     fn reserve(&mut self, n: usize) {
-        let Names {
-            text,
-            ends,
-            kind,
-            table,
-            hasher,
-            ..
-        } = self;
-        table.reserve(n, |&s| {
-            hasher.hash_one((kind[s as usize], text_of(text, ends, s)))
-        });
-        self.ends.reserve(n);
-        self.kind.reserve(n);
+        let keys = &self.keys;
+        self.table.reserve(n, |&s| keys.hash_of(s));
+        self.keys.ends.reserve(n);
+        self.keys.kind.reserve(n);
         self.node.reserve(n);
     }
 
@@ -172,7 +185,7 @@ impl Names {
     /// (the nodes keep their own). The text stays: the nodes' ids are read from it.
     fn keep_text_only(&mut self) {
         self.table = HashTable::new();
-        self.kind = Vec::new();
+        self.keys.kind = Vec::new();
         self.node = Vec::new();
     }
 }
@@ -324,9 +337,9 @@ impl<'a> Graph<'a> {
         let kinds = kind_column.str()?;
         let ids = id_column.str()?;
         let first_days = interned.column("first_day")?.date()?.physical();
-        self.reserve_nodes(interned.height() + self.names.ends.len());
+        self.reserve_nodes(interned.height() + self.names.keys.len());
         self.interned_id.reserve(interned.height());
-        let named = !self.names.ends.is_empty();
+        let named = !self.names.is_empty();
         let rows = kinds.iter().zip(ids.iter()).zip(first_days.iter());
         for (v, ((kind, id), day)) in rows.enumerate() {
             let (Some(kind), Some(id)) = (kind, id) else {
@@ -408,7 +421,7 @@ impl<'a> Graph<'a> {
         if node == PENDING {
             let node = self.nodes() as u32;
             self.names.node[slot as usize] = node;
-            self.push_node(self.names.kind[slot as usize], day);
+            self.push_node(self.names.kind(slot), day);
             self.named_slot.push(slot);
             node
         } else {

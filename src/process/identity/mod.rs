@@ -146,12 +146,15 @@ pub fn resolve_pairs(edges: Edges, installs: LazyFrame) -> Result<Identity, Iden
     let Edges { interned, pairs } = edges;
     let mut graph = Graph::default();
     tracing::debug_span!("identity", step = "name").in_scope(|| {
+        let mut rows = 0;
         for (what, plan) in pairs {
             let frame = plan
                 .collect()
                 .map_err(|error| IdentityError::Read { what, error })?;
             graph.name_pairs(&frame)?;
+            rows += frame.height();
         }
+        tracing::debug!(rows, "Identifier pairs named.");
         graph.name_installs(&installs).map_err(IdentityError::from)
     })?;
     drop(installs);

@@ -152,17 +152,13 @@ pub fn render_export(events: DataFrame, opts: &ExportOptions) -> Result<Vec<u8>,
         let device = ids::device_uuid(device);
         out.push_str("{\"event\":");
         write_json_str(&mut out, name);
+        out.push_str(",\"properties\":{\"time\":");
         if garble == Some(Garble::TimeText) {
-            let _ = write!(
-                out,
-                ",\"properties\":{{\"time\":\"{GARBLED_TIME}\",\"distinct_id\":"
-            );
+            let _ = write!(out, "\"{GARBLED_TIME}\"");
         } else {
-            let _ = write!(
-                out,
-                ",\"properties\":{{\"time\":{wire_time},\"distinct_id\":"
-            );
+            let _ = write!(out, "{wire_time}");
         }
+        out.push_str(",\"distinct_id\":");
         let user = login.map(ids::customer_user_id);
         match &user {
             Some(u) => write_json_str(&mut out, u),
@@ -334,6 +330,17 @@ mod tests {
     use crate::cleanse::mixpanel::reject_malformed_events;
     use crate::cleanse::reject::{REJECT, with_reject};
     use crate::ingest::mixpanel::{parse_engage_page, parse_export};
+
+    /// `df` (columns of `sim.events`, `time` in ms) with `time` as the table types it.
+    fn with_utc_time(df: DataFrame) -> DataFrame {
+        df.lazy()
+            .with_column(col("time").cast(DataType::Datetime(
+                TimeUnit::Milliseconds,
+                Some(TimeZone::UTC),
+            )))
+            .collect()
+            .unwrap()
+    }
 
     async fn small_world() -> (Lake, NaiveDate) {
         let (lake, sim) = crate::test_support::small_world(2, 300).await;
@@ -520,14 +527,8 @@ mod tests {
             "currency" => [Some("KRW"), Some("KRW"), None, Some("KRW"), Some("KRW"), Some("KRW")],
             "malformed" => kinds,
         )
-        .unwrap()
-        .lazy()
-        .with_column(col("time").cast(DataType::Datetime(
-            TimeUnit::Milliseconds,
-            Some(TimeZone::UTC),
-        )))
-        .collect()
         .unwrap();
+        let df = with_utc_time(df);
         let opts = ExportOptions::default();
         let body = render_export(df, &opts).unwrap();
         let text = String::from_utf8(body.clone()).unwrap();
@@ -608,14 +609,8 @@ mod tests {
                 "currency" => [revenue.map(|_| "KRW")],
                 "malformed" => [Some(kind)],
             )
-            .unwrap()
-            .lazy()
-            .with_column(col("time").cast(DataType::Datetime(
-                TimeUnit::Milliseconds,
-                Some(TimeZone::UTC),
-            )))
-            .collect()
             .unwrap();
+            let df = with_utc_time(df);
             let e = render_export(df, &ExportOptions::default())
                 .unwrap_err()
                 .to_string();
@@ -690,14 +685,7 @@ mod tests {
             "malformed" => [None::<&str>, None],
         )
         .unwrap();
-        let df = df
-            .lazy()
-            .with_column(col("time").cast(DataType::Datetime(
-                TimeUnit::Milliseconds,
-                Some(TimeZone::UTC),
-            )))
-            .collect()
-            .unwrap();
+        let df = with_utc_time(df);
         let body =
             String::from_utf8(render_export(df, &ExportOptions::default()).unwrap()).unwrap();
         let lines: Vec<serde_json::Value> = body
